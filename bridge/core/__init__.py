@@ -1,0 +1,1 @@
+"""The network-agnostic core. Nothing in this package imports a network library."""
