@@ -1,0 +1,1 @@
+"""Network connectors, one package per network."""
