@@ -1,0 +1,1 @@
+"""Tools for development: a local Synapse for the demo and the tests."""
