@@ -1,0 +1,1 @@
+"""Everything Matrix-specific: appservice, intents, encryption, HTML."""
