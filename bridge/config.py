@@ -1,0 +1,228 @@
+"""Typed configuration, loaded from YAML with errors that name the key or line.
+
+Each section is a dataclass; the loader checks every key against the dataclass fields, so a
+typo is an error instead of a silently ignored setting. A connector's section under
+``networks:`` is parsed by that connector's own config dataclass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased for the admin: it names the key or line."""
+
+
+PermissionLevel = Literal["relay", "user", "admin"]
+PERMISSION_ORDER: dict[str, int] = {"none": 0, "relay": 1, "user": 2, "admin": 3}
+
+
+@dataclass
+class HomeserverConfig:
+    address: str = "http://127.0.0.1:8008"
+    """How the bridge reaches the homeserver's client-server API."""
+    domain: str = "example.com"
+    """The homeserver's server name (the part after the colon in user ids)."""
+
+
+@dataclass
+class AppserviceConfig:
+    address: str = "http://127.0.0.1:29400"
+    """How the homeserver reaches the bridge."""
+    hostname: str = "127.0.0.1"
+    port: int = 29400
+    id: str = "hubbridge"
+    bot_username: str = "hubbridge"
+    bot_displayname: str = "Hub bridge bot"
+    ghost_prefix: str = "hub_"
+    """Ghost user ids are ``@{ghost_prefix}{network}_{opaque id}:{domain}``."""
+    registration: str = "registration.yaml"
+    """The registration file written by ``generate-registration``; tokens are read from it."""
+
+
+@dataclass
+class DatabaseConfig:
+    uri: str = "sqlite:hub-bridge.db"
+    """``sqlite:PATH`` (embedded) or ``postgres://user:pass@host/db`` (production)."""
+    max_connections: int = 10
+
+
+@dataclass
+class BridgeConfig:
+    command_prefix: str = "!bridge"
+    permissions: dict[str, str] = field(default_factory=lambda: {"*": "relay"})
+    """Matrix user id, server name or ``*`` -> ``relay``, ``user`` or ``admin``."""
+    max_media_size_mb: int = 50
+    bridge_notices: bool = True
+    """Post a notice in the room when a message could not be delivered."""
+    message_retention_days: int = 90
+    """Message id mappings older than this are deleted; bodies are never stored."""
+
+
+@dataclass
+class LoggingConfig:
+    level: str = "INFO"
+    modules: dict[str, str] = field(default_factory=dict)
+    """Per-module levels, e.g. ``bridge.networks.loopback: DEBUG``."""
+
+
+@dataclass
+class Config:
+    homeserver: HomeserverConfig = field(default_factory=HomeserverConfig)
+    appservice: AppserviceConfig = field(default_factory=AppserviceConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    bridge: BridgeConfig = field(default_factory=BridgeConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    networks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Raw network sections; each enabled connector parses its own."""
+    path: Path | None = field(default=None, metadata={"internal": True})
+
+    @property
+    def enabled_networks(self) -> list[str]:
+        return [name for name, section in self.networks.items() if section.get("enabled", True)]
+
+    def permission_of(self, user_id: str) -> str:
+        """The permission level of a Matrix user: exact id, then server name, then ``*``."""
+        perms = self.bridge.permissions
+        if user_id in perms:
+            return perms[user_id]
+        server = user_id.split(":", 1)[1] if ":" in user_id else ""
+        if server in perms:
+            return perms[server]
+        return perms.get("*", "none")
+
+
+def load_dataclass(cls: type, data: Any, path: str) -> Any:
+    """Build dataclass ``cls`` from a mapping, naming the dotted key of any problem."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path or 'the config'} must be a mapping, not {_kind(data)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        key_path = f"{path}.{key}" if path else str(key)
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"unknown key '{key_path}' (known keys here: {known})")
+        values[key] = _convert(hints[key], value, key_path)
+    return cls(**values)
+
+
+def _kind(value: Any) -> str:
+    return "a list" if isinstance(value, list) else f"{type(value).__name__} {value!r}"
+
+
+def _convert(hint: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return load_dataclass(hint, value, path)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], value, path)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"'{path}' must be one of {', '.join(map(repr, args))}, not {value!r}")
+        return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"'{path}' must be a mapping, not {_kind(value)}")
+        key_type, value_type = args
+        return {
+            _convert(key_type, k, f"{path}.{k}"): _convert(value_type, v, f"{path}.{k}")
+            for k, v in value.items()
+        }
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"'{path}' must be a list, not {_kind(value)}")
+        return [_convert(args[0], v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if hint is Any:
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"'{path}' must be true or false, not {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"'{path}' must be a whole number, not {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"'{path}' must be a number, not {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"'{path}' must be text, not {_kind(value)}")
+        return str(value)
+    raise ConfigError(f"'{path}': unsupported type {hint}")  # a bug in a config class
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(f"{source}: invalid YAML{where}: {problem}") from e
+
+
+PLACEHOLDERS: dict[str, set[str]] = {
+    "homeserver.domain": {"example.com", "your.server.name"},
+    "homeserver.address": {"https://matrix.example.com"},
+}
+_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+
+
+def validate(config: Config) -> None:
+    """Checks that need more than one key, and placeholder values left from the example."""
+    for key, bad in PLACEHOLDERS.items():
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        if value in bad:
+            raise ConfigError(f"'{key}' still has the example value {value!r}: set it to yours")
+    for who, level in config.bridge.permissions.items():
+        if level not in PERMISSION_ORDER or level == "none":
+            raise ConfigError(
+                f"'bridge.permissions.{who}' must be relay, user or admin, not {level!r}"
+            )
+    if not re.fullmatch(r"[a-z0-9._=-]+", config.appservice.bot_username):
+        raise ConfigError("'appservice.bot_username' may hold only a-z, 0-9 and ._=-")
+    if not re.fullmatch(r"[a-z0-9._=-]*", config.appservice.ghost_prefix):
+        raise ConfigError("'appservice.ghost_prefix' may hold only a-z, 0-9 and ._=-")
+    for name, level in [("logging.level", config.logging.level)] + [
+        (f"logging.modules.{m}", lvl) for m, lvl in config.logging.modules.items()
+    ]:
+        if level.upper() not in _LEVELS:
+            raise ConfigError(f"'{name}' must be one of {', '.join(sorted(_LEVELS))}")
+    for name, section in config.networks.items():
+        if not isinstance(section, dict):
+            raise ConfigError(f"'networks.{name}' must be a mapping")
+    if not config.database.uri.startswith(("sqlite:", "postgres://", "postgresql://")):
+        raise ConfigError("'database.uri' must start with sqlite: or postgres://")
+
+
+def load_config(path: Path | str) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"can't read the config file {path}: {e.strerror}") from e
+    data = parse_yaml(text, str(path))
+    config = load_dataclass(Config, data, "")
+    config.path = path
+    validate(config)
+    return config

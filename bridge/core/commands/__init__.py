@@ -1,0 +1,1 @@
+"""Bot commands: a pure parser and the handlers."""

@@ -1,0 +1,218 @@
+"""Everything the homeserver pushes: commands for the bot, and events for the portals.
+
+``handle_transaction`` returns only when the transaction's events are handled (or queued
+and finished), so the homeserver retries a transaction the bridge could not finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from mautrix.types import StateEvent
+
+from ..matrix import content as mx
+from .commands.handlers import COMMANDS_BY_NAME, CommandContext, cmd_help, continue_login
+from .commands.parser import ParsedCommand, parse_command
+from .context import BridgeContext, now_ms
+from .ids import RoomID, UserID
+from .outgoing import OutgoingHandler
+from .remote import RemoteHandler
+
+log = logging.getLogger("bridge.core.inbox")
+
+
+class MatrixInbox:
+    def __init__(self, ctx: BridgeContext, remote: RemoteHandler, outgoing: OutgoingHandler) -> None:
+        self.ctx = ctx
+        self.remote = remote
+        self.outgoing = outgoing
+        self._typing: dict[str, set[str]] = {}
+
+    async def handle_transaction(self, body: dict[str, Any]) -> None:
+        futures: list[asyncio.Future[None]] = []
+        for event in body.get("events", []):
+            if not _well_formed(event):
+                log.warning("Ignoring a malformed event in a transaction")
+                continue
+            try:
+                futures += await self.handle_event(event)
+            except Exception:
+                log.exception("Failed to handle %s %s", event.get("type"), event.get("event_id"))
+        ephemeral = body.get("ephemeral", []) or body.get("de.sorunome.msc2409.ephemeral", [])
+        for event in ephemeral:
+            if isinstance(event, dict):
+                try:
+                    await self.handle_ephemeral(event)
+                except Exception:
+                    log.exception("Failed to handle ephemeral %s", event.get("type"))
+        if futures:
+            await asyncio.gather(*futures, return_exceptions=True)
+
+    async def handle_event(self, event: dict[str, Any]) -> list[asyncio.Future[None]]:
+        kind = event["type"]
+        if "state_key" in event:
+            await self._update_state(event)
+        if kind == "m.room.member":
+            await self._on_member(event)
+            return []
+        if event.get("sender") == self.ctx.matrix.bot_mxid:
+            return []
+        if kind in ("m.room.message", "m.sticker"):
+            return await self._on_message(event)
+        if kind == "m.reaction":
+            reaction = mx.parse_reaction(event)
+            return await self.outgoing.on_reaction(reaction) if reaction else []
+        if kind == "m.room.redaction":
+            redaction = mx.parse_redaction(event)
+            return await self.outgoing.on_redaction(redaction) if redaction else []
+        if kind == "m.room.encrypted":
+            await self._on_encrypted(event)
+        return []
+
+    async def _update_state(self, event: dict[str, Any]) -> None:
+        try:
+            await self.ctx.matrix.state_store.update_state(StateEvent.deserialize(event))
+        except Exception:
+            log.debug("Could not cache state event %s", event.get("event_id"), exc_info=True)
+
+    # Membership: the bot accepts invites from people allowed to use the bridge ----------
+
+    async def _on_member(self, event: dict[str, Any]) -> None:
+        content = event.get("content") or {}
+        if event.get("state_key") != self.ctx.matrix.bot_mxid or content.get("membership") != "invite":
+            return
+        room_id, inviter = event["room_id"], event["sender"]
+        if not self.ctx.permission_at_least(inviter, "relay"):
+            log.info("Rejecting an invite from %s, who may not use the bridge", inviter)
+            await self.ctx.matrix.leave(room_id, self.ctx.matrix.bot_mxid)
+            return
+        await self.ctx.matrix.join(room_id, self.ctx.matrix.bot_mxid)
+        if content.get("is_direct") and await self._claim_management_room(inviter, room_id):
+            await self.ctx.matrix.notice(
+                room_id,
+                "Hello! This is your room with the bridge bot. Send 'help' to see what I can do. "
+                "Chats you bridge are visible to this homeserver's admin; message bodies are "
+                "never stored by the bridge.",
+            )
+
+    async def _claim_management_room(self, user_id: str, room_id: str) -> bool:
+        await self.ctx.db.users.ensure(UserID(user_id), now_ms())
+        current = await self.ctx.db.users.get_management_room(UserID(user_id))
+        if current and current != room_id and await self.ctx.matrix.is_member(current, user_id):
+            return False
+        await self.ctx.db.users.set_management_room(UserID(user_id), RoomID(room_id))
+        return True
+
+    async def tell_user(self, user_id: str, text: str) -> None:
+        room = await self.ctx.db.users.get_management_room(UserID(user_id))
+        if room:
+            await self.ctx.matrix.notice(room, text)
+        else:
+            log.warning("No management room to tell %s: %s", user_id, text)
+
+    # Messages: commands first, then portals ------------------------------------------------
+
+    async def _on_message(self, event: dict[str, Any]) -> list[asyncio.Future[None]]:
+        room_id, sender = event["room_id"], event["sender"]
+        if self.ctx.ghost_ids.parse(sender) is None and await self._maybe_command(event):
+            return []
+        try:
+            msg = mx.parse_message(event)
+        except mx.ContentError as e:
+            if await self.ctx.db.portals.by_room(room_id):
+                await self.ctx.matrix.notice(
+                    room_id, f"Your message was not bridged: {e}", reply_to=event["event_id"]
+                )
+            return []
+        return await self.outgoing.on_message(msg)
+
+    async def _maybe_command(self, event: dict[str, Any]) -> bool:
+        """Handle the event as a command if it is one; True when it was."""
+        content = event.get("content") or {}
+        body = content.get("body")
+        if not isinstance(body, str) or content.get("msgtype") not in ("m.text", "m.notice"):
+            return False
+        room_id, sender = event["room_id"], event["sender"]
+        is_management = await self.ctx.db.users.is_management_room(RoomID(room_id)) and (
+            await self.ctx.db.users.get_management_room(UserID(sender)) == room_id
+        )
+        prefix = self.ctx.config.bridge.command_prefix
+        pending = self.ctx.logins.pending.get(UserID(sender))
+        command = parse_command(body, prefix, prefix_optional=is_management)
+        if command is None:
+            return False
+        ctx = CommandContext(
+            bridge=self.ctx,
+            remote=self.remote,
+            sender=sender,
+            room_id=room_id,
+            is_management=is_management,
+            command=command,
+            event_id=event["event_id"],
+        )
+        if pending is not None and is_management and pending.room_id == room_id:
+            explicit = body.strip().startswith(prefix) and command.name in COMMANDS_BY_NAME
+            if not explicit and command.name not in ("cancel", "help"):
+                await continue_login(ctx, body.strip())
+                return True
+        spec = COMMANDS_BY_NAME.get(command.name)
+        if spec is None:
+            await ctx.reply(f"Unknown command '{command.name}'.")
+            await cmd_help(ctx)
+            return True
+        if not self.ctx.permission_at_least(sender, spec.level):
+            await ctx.reply(f"You don't have permission to use '{spec.name}'.")
+            return True
+        try:
+            await spec.handler(ctx)
+        except Exception as e:
+            log.exception("Command %s failed", command.name)
+            await ctx.reply(f"The command failed: {type(e).__name__}: {e}")
+        return True
+
+    async def _on_encrypted(self, event: dict[str, Any]) -> None:
+        room_id = event["room_id"]
+        if await self.ctx.db.portals.by_room(room_id) or await self.ctx.db.users.is_management_room(room_id):
+            await self.ctx.matrix.notice(
+                room_id,
+                "This bridge can't read encrypted messages yet, so your message was not bridged.",
+                reply_to=event["event_id"],
+            )
+
+    # Ephemeral: typing and read receipts -------------------------------------------------
+
+    async def handle_ephemeral(self, event: dict[str, Any]) -> None:
+        room_id = event.get("room_id")
+        content = event.get("content")
+        if not isinstance(room_id, str) or not isinstance(content, dict):
+            return
+        if event.get("type") == "m.typing":
+            now = {u for u in content.get("user_ids", []) if isinstance(u, str)}
+            before = self._typing.get(room_id, set())
+            self._typing[room_id] = now
+            for user in now ^ before:
+                if self.ctx.ghost_ids.parse(user) is None:
+                    await self.outgoing.on_typing(room_id, user, user in now)
+        elif event.get("type") == "m.receipt":
+            for event_id, receipts in content.items():
+                reads = receipts.get("m.read") if isinstance(receipts, dict) else None
+                if not isinstance(reads, dict):
+                    continue
+                for user in reads:
+                    if self.ctx.ghost_ids.parse(user) is None and user != self.ctx.matrix.bot_mxid:
+                        await self.outgoing.on_read(room_id, user, event_id)
+
+
+def _well_formed(event: Any) -> bool:
+    return (
+        isinstance(event, dict)
+        and isinstance(event.get("type"), str)
+        and isinstance(event.get("room_id"), str)
+        and isinstance(event.get("sender"), str)
+        and isinstance(event.get("event_id"), str)
+    )
+
+
+__all__ = ["MatrixInbox", "ParsedCommand"]

@@ -1,0 +1,73 @@
+"""Per-portal ordered work queues: one chat's events in order, different chats in parallel."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Awaitable, Callable, Hashable
+
+log = logging.getLogger("bridge.core.queue")
+
+Job = Callable[[], Awaitable[None]]
+
+
+class KeyedQueues:
+    """Runs jobs strictly in submission order per key; a worker per busy key, none when idle."""
+
+    def __init__(self) -> None:
+        self._pending: dict[Hashable, deque[tuple[Job, asyncio.Future[None]]]] = {}
+        self._workers: dict[Hashable, asyncio.Task[None]] = {}
+        self._closed = False
+
+    def submit(self, key: Hashable, job: Job) -> asyncio.Future[None]:
+        """Queue ``job``; the returned future holds its result or exception."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._closed:
+            future.set_exception(RuntimeError("the bridge is shutting down"))
+            return future
+        self._pending.setdefault(key, deque()).append((job, future))
+        if key not in self._workers:
+            self._workers[key] = asyncio.create_task(self._work(key), name=f"queue-{key}")
+        return future
+
+    def depth(self, key: Hashable) -> int:
+        return len(self._pending.get(key, ()))
+
+    @property
+    def total_depth(self) -> int:
+        return sum(len(q) for q in self._pending.values())
+
+    async def _work(self, key: Hashable) -> None:
+        queue = self._pending[key]
+        try:
+            while queue:
+                job, future = queue.popleft()
+                if future.cancelled():
+                    continue
+                try:
+                    await job()
+                except asyncio.CancelledError:
+                    future.cancel()
+                    raise
+                except Exception as e:  # the job's caller decides what a failure means
+                    if not future.done():
+                        future.set_exception(e)
+                else:
+                    if not future.done():
+                        future.set_result(None)
+        finally:
+            self._workers.pop(key, None)
+            if not queue:
+                self._pending.pop(key, None)
+
+    async def drain(self, timeout: float) -> bool:
+        """Stop accepting work and wait for queued work to finish; False on timeout."""
+        self._closed = True
+        workers = list(self._workers.values())
+        if not workers:
+            return True
+        done, pending = await asyncio.wait(workers, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        return not pending

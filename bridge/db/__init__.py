@@ -1,0 +1,10 @@
+"""The bridge's database: SQL written once ($1 style) for SQLite and PostgreSQL.
+
+No message bodies are stored: only id mappings, which expire (``bridge.message_retention_days``).
+"""
+
+from __future__ import annotations
+
+from .database import BridgeDatabase
+
+__all__ = ["BridgeDatabase"]

@@ -1,0 +1,60 @@
+"""Steps many bridge tests share: a management room, a loopback login, a portal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.networks.loopback.client import LoopbackClient
+from tests.support.bridge_env import BridgeUnderTest
+from tests.support.matrix_client import TestClient
+
+
+def body_of(event: Any) -> str:
+    return (event.source.get("content") or {}).get("body", "")
+
+
+def sent_by(sender: str):
+    return lambda e: e.source.get("sender") == sender
+
+
+async def bot_says(client: TestClient, room_id: str, env: BridgeUnderTest, fragment: str) -> str:
+    """Wait for a notice from the bot containing ``fragment``; return its body."""
+    event = await client.wait_for_event(
+        room_id,
+        lambda e: e.source.get("sender") == env.bot_mxid and fragment in body_of(e),
+    )
+    return body_of(event)
+
+
+async def open_management_room(client: TestClient, env: BridgeUnderTest) -> str:
+    room_id = await client.create_room(invite=[env.bot_mxid], is_direct=True)
+    await bot_says(client, room_id, env, "Send 'help'")
+    return room_id
+
+
+@dataclass
+class LoopbackAccount:
+    user_id: str
+    token: str
+    api: LoopbackClient
+
+
+async def loopback_user(
+    loopback: LoopbackClient, user_id: str, name: str, **extra: Any
+) -> LoopbackAccount:
+    made = await loopback.admin_create_user(user_id, name, **extra)
+    return LoopbackAccount(user_id, made["token"], loopback.as_user(made["token"]))
+
+
+async def log_in_to_loopback(
+    client: TestClient, env: BridgeUnderTest, account: LoopbackAccount
+) -> str:
+    """Log ``client`` in to the loopback network as ``account``; return the management room."""
+    env.allow(client.user_id, "user")
+    room = await open_management_room(client, env)
+    await client.send_text(room, "login loopback")
+    await bot_says(client, room, env, "Send the token")
+    await client.send_text(room, account.token)
+    await bot_says(client, room, env, "Logged in to Loopback")
+    return room
