@@ -66,6 +66,8 @@ class BridgeConfig:
     """Post a notice in the room when a message could not be delivered."""
     message_retention_days: int = 90
     """Message id mappings older than this are deleted; bodies are never stored."""
+    backfill_limit: int = 20
+    """How many recent messages to bring in when a portal is created (where the network can)."""
 
 
 @dataclass

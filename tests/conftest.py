@@ -42,25 +42,48 @@ async def loopback_service(tmp_path_factory: pytest.TempPathFactory) -> AsyncIte
         await service.stop()
 
 
+def bridge_networks(loopback_url: str) -> dict[str, dict[str, dict]]:
+    """The bridges registered with the test Synapse, by name, with their networks.
+
+    Synapse reads registrations only at start, so every bridge a test may run is listed
+    here. Each gets its own appservice id, bot, ghost prefix, port and database.
+    """
+    return {
+        "main": {"loopback": {"address": loopback_url}},
+    }
+
+
 @pytest.fixture(scope="session")
-def bridge_env(
+def bridge_envs(
     tmp_path_factory: pytest.TempPathFactory, synapse_port: int, loopback_service: ServiceProcess
-) -> BridgeUnderTest:
-    workdir = tmp_path_factory.mktemp("bridge")
-    env = BridgeUnderTest(
-        workdir=workdir,
-        homeserver_url=f"http://127.0.0.1:{synapse_port}",
-        networks={"loopback": {"address": loopback_service.url}},
-        db_uri=f"sqlite:{workdir / 'bridge.db'}",
-    )
-    env.write_files()
-    return env
+) -> dict[str, BridgeUnderTest]:
+    envs = {}
+    for name, networks in bridge_networks(loopback_service.url).items():
+        workdir = tmp_path_factory.mktemp(f"bridge-{name}")
+        suffix = "" if name == "main" else f"_{name}"
+        env = BridgeUnderTest(
+            workdir=workdir,
+            homeserver_url=f"http://127.0.0.1:{synapse_port}",
+            networks=networks,
+            db_uri=f"sqlite:{workdir / 'bridge.db'}",
+            appservice_id=f"hubbridge{suffix}",
+            bot_username=f"hubbridge{suffix}",
+            ghost_prefix="hub_" if name == "main" else f"hub{name}_",
+        )
+        env.write_files()
+        envs[name] = env
+    return envs
 
 
 @pytest.fixture(scope="session")
-def appservice_registrations(bridge_env: BridgeUnderTest) -> list[Path]:
+def bridge_env(bridge_envs: dict[str, BridgeUnderTest]) -> BridgeUnderTest:
+    return bridge_envs["main"]
+
+
+@pytest.fixture(scope="session")
+def appservice_registrations(bridge_envs: dict[str, BridgeUnderTest]) -> list[Path]:
     """Registration files Synapse loads at start."""
-    return [bridge_env.registration_path]
+    return [env.registration_path for env in bridge_envs.values()]
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

@@ -13,11 +13,13 @@ from ..matrix.appservice import AppserviceServer
 from ..matrix.ids import GhostIDs
 from ..networks.registry import connector_class
 from ..registration import load_registration
-from .connector import Connector, LoginState, NetworkLogin
+from .commands.handlers import CommandContext, show_login_step
+from .commands.parser import ParsedCommand
+from .connector import Connector, LoginComplete, LoginError, LoginPrompt, LoginState, NetworkLogin
 from .context import BridgeContext
 from .events import RemoteEvent, UserInfo
 from .ghosts import Ghosts
-from .ids import NetworkID, PortalKey
+from .ids import NetworkID, PortalKey, UserID
 from .logins import Logins
 from .matrix_inbox import MatrixInbox
 from .outgoing import OutgoingHandler
@@ -145,6 +147,27 @@ class Bridge:
 
     async def update_ghost(self, network: NetworkID, info: UserInfo) -> None:
         await self.ctx.ghosts.apply(network, info)
+
+    async def login_progress(
+        self, owner: UserID, step: LoginPrompt | LoginComplete | LoginError
+    ) -> None:
+        pending = self.ctx.logins.pending.get(owner)
+        if pending is None:
+            return  # cancelled meanwhile
+        ctx = CommandContext(
+            bridge=self.ctx,
+            remote=self.remote,
+            sender=owner,
+            room_id=pending.room_id,
+            is_management=True,
+            command=ParsedCommand("login", (), ""),
+        )
+        if isinstance(step, LoginError):
+            self.ctx.logins.pending.pop(owner, None)
+            await pending.process.cancel()
+            await ctx.reply(f"Login failed: {step}")
+            return
+        await show_login_step(ctx, step)
 
     def status(self) -> dict[str, Any]:
         return {

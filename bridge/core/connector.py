@@ -202,6 +202,14 @@ class NetworkLogin(abc.ABC):
         """Create a group; return its id and an invite link if the network has them."""
         raise Unsupported("creating groups")
 
+    async def fetch_history(self, chat_id: RemoteChatID, limit: int) -> list[RemoteEvent]:
+        """Up to ``limit`` of the newest messages of a chat, oldest first (``backfill``).
+
+        Called once when a portal is created; the events go through the same path as
+        live ones, so anything already bridged is skipped.
+        """
+        raise Unsupported("backfill")
+
 
 @dataclass(frozen=True)
 class LoginPrompt:
@@ -267,6 +275,12 @@ class BridgeHost(Protocol):
 
     async def update_ghost(self, network: NetworkID, info: UserInfo) -> None:
         """A person's profile changed: update their ghost's name and avatar."""
+
+    async def login_progress(
+        self, owner: UserID, step: LoginPrompt | LoginComplete | LoginError
+    ) -> None:
+        """A login process moved on by itself: a refreshed QR code, a scan that completed
+        the login, or a failure. Shown in the owner's management room."""
 
 
 class Connector(abc.ABC):

@@ -50,6 +50,9 @@ class RemoteHandler:
             portal = await self.create_portal(login, key)
         else:
             await self._ensure_owner_invited(portal.room_id, login.record.owner)
+        await self._dispatch(login, portal, event)
+
+    async def _dispatch(self, login: NetworkLogin, portal: PortalRow, event: RemoteEvent) -> None:
         handler = _HANDLERS.get(type(event))
         if handler is None:
             log.warning("No handler for remote event %s", type(event).__name__)
@@ -100,7 +103,21 @@ class RemoteHandler:
         for ghost in ghosts:
             await self.ctx.matrix.join(room_id, ghost)
         log.info("Created portal %s for %s", room_id, key)
+        await self._backfill(login, portal)
         return portal
+
+    async def _backfill(self, login: NetworkLogin, portal: PortalRow) -> None:
+        limit = self.ctx.config.bridge.backfill_limit
+        connector = self.ctx.logins.connector(portal.key.network)
+        if limit <= 0 or not connector.capabilities.backfill:
+            return
+        try:
+            history = await login.fetch_history(portal.key.chat_id, limit)
+        except Exception:
+            log.warning("Backfill of %s failed", portal.key, exc_info=True)
+            return
+        for event in history:
+            await self._dispatch(login, portal, event)
 
     def _bridge_info(self, key: PortalKey, info: ChatInfo, network_name: str) -> dict[str, Any]:
         return {

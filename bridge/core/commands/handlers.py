@@ -134,7 +134,7 @@ async def cmd_login(ctx: CommandContext) -> None:
         ctx.bridge.logins.pending.pop(ctx.sender, None)
         await ctx.reply(f"Login failed: {e}")
         return
-    await _show_login_step(ctx, step)
+    await show_login_step(ctx, step)
 
 
 async def continue_login(ctx: CommandContext, text: str) -> None:
@@ -159,10 +159,11 @@ async def continue_login(ctx: CommandContext, text: str) -> None:
         ctx.bridge.logins.pending.pop(ctx.sender, None)
         await ctx.reply("The login failed because of an internal error; start again.")
         return
-    await _show_login_step(ctx, step)
+    await show_login_step(ctx, step)
 
 
-async def _show_login_step(ctx: CommandContext, step: LoginPrompt | LoginComplete) -> None:
+async def show_login_step(ctx: CommandContext, step: LoginPrompt | LoginComplete) -> None:
+    """Show the next step of a login, or finish it."""
     if isinstance(step, LoginComplete):
         ctx.bridge.logins.pending.pop(ctx.sender, None)
         login = await ctx.bridge.logins.add(step.record)
