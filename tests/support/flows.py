@@ -58,3 +58,47 @@ async def log_in_to_loopback(
     await client.send_text(room, account.token)
     await bot_says(client, room, env, "Logged in to Loopback")
     return room
+
+
+@dataclass
+class PortalSetup:
+    """A Matrix user logged in as ``me``, in a loopback chat with ``bob``, portal joined."""
+
+    me: LoopbackAccount
+    bob: LoopbackAccount
+    chat_id: str
+    room_id: str
+    management_room: str
+    first_event_id: str
+    first_message_id: str
+
+
+async def setup_portal(
+    client: TestClient, env: BridgeUnderTest, loopback: LoopbackClient, unique_name
+) -> PortalSetup:
+    me = await loopback_user(loopback, unique_name("me"), "Me")
+    bob = await loopback_user(loopback, unique_name("bob"), "Bob")
+    management = await log_in_to_loopback(client, env, me)
+    chat = (await loopback.admin_create_chat("Chat", [me.user_id, bob.user_id]))["id"]
+    first = await bob.api.send_message(chat, "first")
+    room = await client.wait_for_invite()
+    await client.join(room)
+    event = await client.wait_for_event(room, lambda e: body_of(e) == "first")
+    return PortalSetup(me, bob, chat, room, management, event.event_id, first["id"])
+
+
+async def wait_for_remote(
+    loopback: LoopbackClient, chat_id: str, predicate, timeout: float = 20
+) -> dict:
+    """Poll the loopback chat's history until a message matches ``predicate``."""
+    import asyncio
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        for message in await loopback.admin_get_messages(chat_id):
+            if predicate(message):
+                return message
+        if asyncio.get_running_loop().time() > deadline:
+            history = await loopback.admin_get_messages(chat_id)
+            raise AssertionError(f"no matching message in {chat_id}; history: {history}")
+        await asyncio.sleep(0.05)
