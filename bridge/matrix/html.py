@@ -191,6 +191,7 @@ def _has_space(value: str) -> bool:
 
 _WS = "\t\n\f\r "
 _TOKEN = re.compile(r"[\t\n\f\r ]+|[^\t\n\f\r ]+")
+_MARKUP = re.compile(r"<[A-Za-z/!?]")  # any other "<" is text
 _NAME = re.compile(r"[^\t\n\f\r />]+")
 _ATTR_NAME = re.compile(r"[^\t\n\f\r />][^\t\n\f\r />=]*")
 _ATTR_GAP = re.compile(r"[\t\n\f\r /]*")
@@ -466,10 +467,11 @@ def _tokenize(src: str, p: _Parser) -> None:
     """Feed ``src`` to ``p``; linear: every step consumes what it scanned."""
     i, n = 0, len(src)
     while i < n:
-        j = src.find("<", i)
-        if j < 0:
+        opening = _MARKUP.search(src, i)
+        if opening is None:
             p.text(unescape(src[i:]))
             return
+        j = opening.start()
         if j > i:
             p.text(unescape(src[i:j]))
         i, c = j, src[j + 1 : j + 2]
@@ -511,17 +513,12 @@ def _tokenize(src: str, p: _Parser) -> None:
                 return
             p.end(m.group().lower())  # type: ignore[union-attr]
             i = k + 1
-        elif c in ("!", "?", "/"):  # comments, doctypes, processing instructions, </>
+        else:  # comments, doctypes, processing instructions, </>
             end_mark = "-->" if src.startswith("<!--", i) else ">"
             k = src.find(end_mark, i + 2)
             if k < 0:
                 return
             i = k + len(end_mark)
-        else:  # a lone "<" is text, up to the next "<"
-            k = src.find("<", j + 1)
-            k = n if k < 0 else k
-            p.text(unescape(src[j:k]))
-            i = k
 
 
 def parse(formatted_body: str, *, fallback_body: str | None = None) -> FormattedText:
