@@ -8,6 +8,7 @@ from typing import Any
 
 from ..config import Config, ConfigError, load_dataclass
 from ..db import BridgeDatabase
+from ..logs import silence_leaky_libraries
 from ..matrix.api import MatrixAPI
 from ..matrix.appservice import AppserviceServer
 from ..matrix.ids import GhostIDs
@@ -33,6 +34,7 @@ class Bridge:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        silence_leaky_libraries()
         registration = load_registration(config)
         self.db = BridgeDatabase(config.database.uri, max_connections=config.database.max_connections)
         self.matrix = MatrixAPI(
@@ -55,7 +57,7 @@ class Bridge:
         self.inbox = MatrixInbox(self.ctx, self.remote, self.outgoing)
         self.server = AppserviceServer(
             registration.hs_token,
-            self.inbox.handle_transaction,
+            self.inbox.accept_transaction,
             self.db.transactions,
             self._user_exists,
         )
@@ -83,11 +85,12 @@ class Bridge:
     async def start(self) -> None:
         await self.db.start()
         await self.matrix.start()
-        await self.server.start(self.config.appservice.hostname, self.config.appservice.port)
         await self._prepare_bot()
         for connector in self.connectors.values():
             await connector.start()
         await self.ctx.logins.restore_all()
+        await self.inbox.start()
+        await self.server.start(self.config.appservice.hostname, self.config.appservice.port)
         log.info("Bridge started with networks: %s", ", ".join(self.connectors) or "none")
 
     async def _prepare_bot(self) -> None:
@@ -108,6 +111,7 @@ class Bridge:
 
     async def stop(self, drain_timeout: float = 30) -> None:
         await self.server.stop()
+        await self.inbox.stop(drain_timeout)
         if not await self.ctx.queues.drain(drain_timeout):
             log.warning("Stopped with work still queued; it will be redelivered")
         await self.ctx.logins.stop_all()

@@ -21,7 +21,10 @@ from .text import Entity, EntityType, FormattedText
 
 log = logging.getLogger("bridge.core.outgoing")
 
-MAX_SEND_ATTEMPTS = 8
+RATE_LIMIT_PATIENCE = 3600.0
+"""Seconds a rate-limited message keeps waiting for its turn."""
+TRANSIENT_PATIENCE = 600.0
+"""Seconds a send keeps being retried after transient network failures."""
 
 
 class DeliveryError(Exception):
@@ -138,21 +141,31 @@ class OutgoingHandler:
     # Work done inside the portal queue ---------------------------------------------------
 
     async def _with_retries(self, make_call):
-        """Run a network call, waiting out rate limits; a message is never dropped for one."""
+        """Run a network call; wait out rate limits and retry transient failures.
+
+        A rate limit is never a reason to drop a message: it is retried for up to an
+        hour. Other transient failures are retried with backoff for up to ten minutes.
+        Whatever still fails becomes a :class:`DeliveryError`, reported to the sender.
+        """
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         delay = 1.0
-        for attempt in range(1, MAX_SEND_ATTEMPTS + 1):
+        while True:
             try:
                 return await make_call()
-            except SendError as e:
-                if e.permanent or attempt == MAX_SEND_ATTEMPTS:
-                    raise DeliveryError(e.reason) from e
-                wait = e.retry_after if e.retry_after is not None else delay
-                log.info("Send failed (%s); retrying in %.1f s", e.reason, wait)
-                await asyncio.sleep(min(wait, 300))
-                delay = min(delay * 2, 60)
             except Unsupported as e:
                 raise DeliveryError(f"the network doesn't support {e}") from e
-        raise AssertionError("unreachable")
+            except SendError as e:
+                if e.permanent:
+                    raise DeliveryError(e.reason) from e
+                limit = RATE_LIMIT_PATIENCE if e.retry_after is not None else TRANSIENT_PATIENCE
+                wait = e.retry_after if e.retry_after is not None else delay
+                if loop.time() + wait - started > limit:
+                    raise DeliveryError(f"{e.reason} (gave up after {int(limit // 60)} minutes)") from e
+                log.info("Send failed (%s); retrying in %.1f s", e.reason, wait)
+                await asyncio.sleep(wait)
+                if e.retry_after is None:
+                    delay = min(delay * 2, 60)
 
     async def _message(self, portal: PortalRow, msg: MatrixMessage) -> None:
         if await self.ctx.db.messages.by_event(portal.key, portal.room_id, msg.event_id):

@@ -8,6 +8,7 @@ from mautrix.util.async_db import Database
 from .logins import LoginStore, UserStore
 from .messages import MessageStore, ReactionStore
 from .misc import KeyValueStore, TransactionStore
+from .pending import PendingEventStore
 from .portals import GhostStore, PortalStore
 from .upgrades import upgrade_table
 
@@ -32,6 +33,7 @@ class BridgeDatabase:
         self.reactions = ReactionStore(self.db)
         self.transactions = TransactionStore(self.db)
         self.kv = KeyValueStore(self.db)
+        self.pending = PendingEventStore(self.db)
 
     async def start(self) -> None:
         await self.db.start()

@@ -103,3 +103,18 @@ async def upgrade_v1(conn: Connection, scheme: Scheme) -> None:
             value  TEXT NOT NULL
         )"""
     )
+
+
+@upgrade_table.register(description="Durable queue of Matrix events accepted but not yet handled")
+async def upgrade_v2(conn: Connection, scheme: Scheme) -> None:
+    # A row lives only from the moment a transaction is accepted until its event is
+    # handled, so a crash in between can't lose it. It is deleted right after.
+    await conn.execute(
+        """CREATE TABLE pending_event (
+            seq          BIGINT PRIMARY KEY,
+            txn_id       TEXT NOT NULL,
+            room_id      TEXT NOT NULL,
+            event        TEXT NOT NULL,
+            received_at  BIGINT NOT NULL
+        )"""
+    )
