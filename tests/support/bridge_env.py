@@ -44,6 +44,10 @@ class BridgeUnderTest:
         return self.workdir / "registration.yaml"
 
     @property
+    def bridge_db_uri(self) -> str:
+        return self.db_uri
+
+    @property
     def bot_mxid(self) -> str:
         return f"@{self.bot_username}:localhost"
 
