@@ -74,8 +74,10 @@ class AppserviceServer:
             return web.json_response({})
         try:
             body = await request.json(loads=json.loads)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, LookupError):
             return _error(400, "M_NOT_JSON", "Transaction body is not JSON")
+        except RecursionError:
+            return _error(400, "M_BAD_JSON", "Transaction body is nested too deeply")
         if not isinstance(body, dict):
             return _error(400, "M_BAD_JSON", "Transaction body must be a JSON object")
         for key in ("events", "ephemeral", "de.sorunome.msc2409.ephemeral"):
