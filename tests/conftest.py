@@ -33,32 +33,50 @@ def synapse_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def loopback_service(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServiceProcess]:
-    log = tmp_path_factory.mktemp("loopback") / "service.log"
-    service = await start_loopback_service(log_path=log)
+async def loopback_services(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[list[ServiceProcess]]:
+    """Three loopback networks, each its own process (the first is the default one)."""
+    logs = tmp_path_factory.mktemp("loopback")
+    services = [await start_loopback_service(log_path=logs / f"service{n}.log") for n in range(3)]
     try:
-        yield service
+        yield services
     finally:
-        await service.stop()
+        for service in services:
+            await service.stop()
 
 
-def bridge_networks(loopback_url: str) -> dict[str, dict[str, dict]]:
+@pytest.fixture(scope="session")
+def loopback_service(loopback_services: list[ServiceProcess]) -> ServiceProcess:
+    return loopback_services[0]
+
+
+def bridge_networks(loopback_urls: list[str]) -> dict[str, dict[str, dict]]:
     """The bridges registered with the test Synapse, by name, with their networks.
 
     Synapse reads registrations only at start, so every bridge a test may run is listed
     here. Each gets its own appservice id, bot, ghost prefix, port and database.
     """
+    one, two, three = loopback_urls
     return {
-        "main": {"loopback": {"address": loopback_url}},
+        "main": {"loopback": {"address": one}},
+        # Hub rooms: three separate loopback services stand for three networks.
+        "hub": {
+            "loopback": {"address": one},
+            "lbtwo": {"connector": "loopback", "address": two, "display_name": "Loopback Two"},
+            "lbthree": {"connector": "loopback", "address": three, "display_name": "Loopback Three"},
+        },
     }
 
 
 @pytest.fixture(scope="session")
 def bridge_envs(
-    tmp_path_factory: pytest.TempPathFactory, synapse_port: int, loopback_service: ServiceProcess
+    tmp_path_factory: pytest.TempPathFactory,
+    synapse_port: int,
+    loopback_services: list[ServiceProcess],
 ) -> dict[str, BridgeUnderTest]:
     envs = {}
-    for name, networks in bridge_networks(loopback_service.url).items():
+    for name, networks in bridge_networks([s.url for s in loopback_services]).items():
         workdir = tmp_path_factory.mktemp(f"bridge-{name}")
         suffix = "" if name == "main" else f"_{name}"
         env = BridgeUnderTest(

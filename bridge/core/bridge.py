@@ -17,9 +17,11 @@ from ..registration import load_registration
 from .commands.handlers import CommandContext, show_login_step
 from .commands.parser import ParsedCommand
 from .connector import Connector, LoginComplete, LoginError, LoginPrompt, LoginState, NetworkLogin
+from . import housekeeping
 from .context import BridgeContext
 from .events import RemoteEvent, UserInfo
 from .ghosts import Ghosts
+from .hub import HubRelay
 from .ids import NetworkID, PortalKey, UserID
 from .logins import Logins
 from .matrix_inbox import MatrixInbox
@@ -52,6 +54,7 @@ class Bridge:
         self.connectors = self._create_connectors()
         self.ctx.logins = Logins(self.ctx, self.connectors)
         self.ctx.ghosts = Ghosts(self.ctx)
+        self.ctx.hub = HubRelay(self.ctx)
         self.remote = RemoteHandler(self.ctx)
         self.outgoing = OutgoingHandler(self.ctx)
         self.inbox = MatrixInbox(self.ctx, self.remote, self.outgoing)
@@ -61,7 +64,7 @@ class Bridge:
             self.db.transactions,
             self._user_exists,
         )
-        self._last_states: dict[tuple[NetworkID, str], LoginState] = {}
+        self._housekeeping: asyncio.Task[None] | None = None
 
     def _create_connectors(self) -> dict[NetworkID, Connector]:
         connectors: dict[NetworkID, Connector] = {}
@@ -91,6 +94,7 @@ class Bridge:
         await self.ctx.logins.restore_all()
         await self.inbox.start()
         await self.server.start(self.config.appservice.hostname, self.config.appservice.port)
+        self._housekeeping = asyncio.create_task(housekeeping.run_forever(self.ctx))
         log.info("Bridge started with networks: %s", ", ".join(self.connectors) or "none")
 
     async def _prepare_bot(self) -> None:
@@ -110,6 +114,8 @@ class Bridge:
         )
 
     async def stop(self, drain_timeout: float = 30) -> None:
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
         await self.server.stop()
         await self.inbox.stop(drain_timeout)
         if not await self.ctx.queues.drain(drain_timeout):

@@ -16,6 +16,7 @@ from .queue import KeyedQueues
 
 if TYPE_CHECKING:
     from .ghosts import Ghosts
+    from .hub import HubRelay
     from .logins import Logins
 
 
@@ -43,6 +44,7 @@ class BridgeContext:
     queues: KeyedQueues = field(default_factory=KeyedQueues)
     ghosts: Ghosts = field(init=False)
     logins: Logins = field(init=False)
+    hub: HubRelay = field(init=False)
 
     @property
     def max_media_bytes(self) -> int:

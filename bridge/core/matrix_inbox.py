@@ -17,7 +17,8 @@ from mautrix.types import StateEvent
 
 from ..db.pending import PendingEvent
 from ..matrix import content as mx
-from .commands.handlers import COMMANDS_BY_NAME, CommandContext, cmd_help, continue_login
+from .commands.handlers import CommandContext, continue_login
+from .commands.registry import COMMANDS_BY_NAME, cmd_help
 from .commands.parser import ParsedCommand, parse_command
 from .context import BridgeContext, now_ms
 from .ids import RoomID, UserID

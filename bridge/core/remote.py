@@ -14,6 +14,7 @@ from ..db.portals import PortalRow
 from ..matrix import content as mx
 from .connector import NetworkLogin
 from .context import BridgeContext, now_ms, portal_origin, stable_id
+from .hub import remote_subject
 from .events import (
     ChatInfo,
     MessageContent,
@@ -200,6 +201,11 @@ class RemoteHandler:
         if await self._already_bridged(portal.key, evt):
             return
         assert portal.room_id is not None
+        hub_sender = portal.relay and evt.sender is not None and not evt.sender.is_from_me
+        if hub_sender and await self.ctx.hub.intercept(
+            login, portal, evt.sender.user_id, evt.content.text.text
+        ):
+            return
         sender = await self._sender_mxid(login, evt)
         reply_event = None
         if evt.reply_to:
@@ -221,6 +227,8 @@ class RemoteHandler:
                 timestamp=evt.timestamp_ms or now_ms(),
             )
         )
+        if hub_sender:
+            await self.ctx.hub.greet(login, portal, evt.sender.user_id)
 
     async def on_edit(self, login: NetworkLogin, portal: PortalRow, evt: RemoteEdit) -> None:
         rows = await self.ctx.db.messages.by_remote(portal.key, evt.message_id)
@@ -247,6 +255,10 @@ class RemoteHandler:
 
     async def on_reaction(self, login: NetworkLogin, portal: PortalRow, evt: RemoteReaction) -> None:
         if evt.sender is None:
+            return
+        if portal.relay and await self.ctx.db.privacy.is_opted_out(
+            remote_subject(portal.key, evt.sender.user_id)
+        ):
             return
         assert portal.room_id is not None
         existing = await self.ctx.db.reactions.get(

@@ -10,6 +10,7 @@ from .messages import MessageStore, ReactionStore
 from .misc import KeyValueStore, TransactionStore
 from .pending import PendingEventStore
 from .portals import GhostStore, PortalStore
+from .privacy import RelayPrivacyStore
 from .upgrades import upgrade_table
 
 log = logging.getLogger("bridge.db")
@@ -34,6 +35,7 @@ class BridgeDatabase:
         self.transactions = TransactionStore(self.db)
         self.kv = KeyValueStore(self.db)
         self.pending = PendingEventStore(self.db)
+        self.privacy = RelayPrivacyStore(self.db)
 
     async def start(self) -> None:
         await self.db.start()

@@ -118,3 +118,24 @@ async def upgrade_v2(conn: Connection, scheme: Scheme) -> None:
             received_at  BIGINT NOT NULL
         )"""
     )
+
+
+@upgrade_table.register(description="Hub rooms: relaying portals, opt-outs and consent notices")
+async def upgrade_v3(conn: Connection, scheme: Scheme) -> None:
+    # A relaying portal was linked to its room on purpose (hub rooms): it relays messages
+    # of people without their own login through the linking login.
+    await conn.execute("ALTER TABLE portal ADD COLUMN relay BOOLEAN NOT NULL DEFAULT false")
+    await conn.execute(
+        """CREATE TABLE relay_optout (
+            subject     TEXT PRIMARY KEY,
+            created_at  BIGINT NOT NULL
+        )"""
+    )
+    await conn.execute(
+        """CREATE TABLE relay_notice (
+            network   TEXT NOT NULL,
+            chat_id   TEXT NOT NULL,
+            person    TEXT NOT NULL,
+            PRIMARY KEY (network, chat_id, person)
+        )"""
+    )

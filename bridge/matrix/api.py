@@ -233,9 +233,21 @@ class MatrixAPI:
         evt = await self.bot.get_event(room_id, event_id)
         return evt.serialize()
 
-    async def get_power_level(self, room_id: str, mxid: str) -> int:
-        levels = await self.bot.get_power_levels(room_id)
-        return levels.get_user_level(UserID(mxid))
+    async def can_moderate(self, room_id: str, mxid: str) -> bool:
+        """Whether ``mxid`` may change the room's settings (state events).
+
+        Room creators count as moderators: in room version 12 they hold unlimited power
+        without being listed in the power levels.
+        """
+        create = await self.bot.get_state_event(room_id, EventType.ROOM_CREATE, format="event")
+        content = create.content.serialize() if hasattr(create.content, "serialize") else {}
+        version = str(content.get("room_version", "1"))
+        creators = {str(create.sender), *content.get("additional_creators", [])}
+        if version in ("12",) or version.startswith("org.matrix.hydra"):
+            if mxid in creators:
+                return True
+        levels = await self.bot.get_power_levels(room_id, ignore_cache=True)
+        return levels.get_user_level(UserID(mxid)) >= levels.state_default
 
     async def joined_members(self, room_id: str) -> list[str]:
         return [str(m) for m in await self.bot.get_joined_members(room_id)]
