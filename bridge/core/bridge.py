@@ -9,15 +9,15 @@ from typing import Any
 from ..config import Config, ConfigError, load_dataclass
 from ..db import BridgeDatabase
 from ..logs import silence_leaky_libraries
-from ..matrix.api import MatrixAPI
+from ..matrix.api import MatrixAPI, MatrixError
 from ..matrix.appservice import AppserviceServer
 from ..matrix.ids import GhostIDs
 from ..networks.registry import connector_class
 from ..registration import load_registration
 from .commands.handlers import CommandContext, show_login_step
 from .commands.parser import ParsedCommand
-from .connector import Connector, LoginComplete, LoginError, LoginPrompt, LoginState, NetworkLogin
 from . import housekeeping
+from .connector import Connector, LoginComplete, LoginError, LoginPrompt, LoginState, NetworkLogin
 from .context import BridgeContext
 from .events import RemoteEvent, UserInfo
 from .ghosts import Ghosts
@@ -98,17 +98,24 @@ class Bridge:
         log.info("Bridge started with networks: %s", ", ".join(self.connectors) or "none")
 
     async def _prepare_bot(self) -> None:
-        for attempt in range(30):
+        """Wait for the homeserver (it may be restarting too), then check our token."""
+        delay = 1.0
+        while True:
             try:
                 await self.matrix.whoami_ok()
                 break
-            except Exception as e:  # the homeserver may still be starting
-                if attempt == 29:
+            except MatrixError as e:
+                if not e.retryable:
                     raise ConfigError(
-                        f"can't reach the homeserver at {self.config.homeserver.address} "
-                        f"with the bridge's as_token: {e}"
+                        f"the homeserver at {self.config.homeserver.address} does not accept the "
+                        "bridge's as_token: is registration.yaml in its app_service_config_files?"
                     ) from e
-                await asyncio.sleep(1)
+                log.warning(
+                    "Homeserver at %s not ready (%s); retrying in %.0f s",
+                    self.config.homeserver.address, e.reason, delay,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30)
         await self.matrix.set_profile(
             self.matrix.bot_mxid, name=self.config.appservice.bot_displayname
         )

@@ -13,8 +13,6 @@ import asyncio
 import logging
 from typing import Any
 
-from mautrix.types import StateEvent
-
 from ..db.pending import PendingEvent
 from ..matrix import content as mx
 from .commands.handlers import CommandContext, continue_login
@@ -129,10 +127,7 @@ class MatrixInbox:
         return []
 
     async def _update_state(self, event: dict[str, Any]) -> None:
-        try:
-            await self.ctx.matrix.state_store.update_state(StateEvent.deserialize(event))
-        except Exception:
-            log.debug("Could not cache state event %s", event.get("event_id"), exc_info=True)
+        await self.ctx.matrix.cache_state(event)
 
     # Membership: the bot accepts invites from people allowed to use the bridge ----------
 

@@ -5,6 +5,7 @@ The core calls these methods with plain dicts and ids; mautrix types stay in thi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -14,7 +15,7 @@ from mautrix.appservice import AppServiceAPI, IntentAPI
 from mautrix.appservice.state_store import ASStateStore
 from mautrix.client.state_store import MemoryStateStore
 from mautrix.errors import MatrixRequestError, MForbidden, MNotFound
-from mautrix.types import ContentURI, EventType, RoomCreatePreset
+from mautrix.types import ContentURI, EventType, RoomCreatePreset, StateEvent
 
 from ..core.ids import EventID, RoomID, UserID
 
@@ -81,9 +82,19 @@ class MatrixAPI:
         return self.intent(self.bot_mxid)
 
     async def whoami_ok(self) -> None:
-        """Check that the homeserver knows our as_token (it was given the registration)."""
-        await self.bot.ensure_registered()
-        await self.bot.whoami()
+        """Check that the homeserver knows our as_token (it was given the registration).
+
+        Raises :class:`MatrixError` with ``retryable=False`` when the token is refused,
+        and with ``retryable=True`` when the homeserver can't be reached or fails.
+        """
+        try:
+            await self.bot.ensure_registered()
+            await self.bot.whoami()
+        except MatrixRequestError as e:
+            refused = e.errcode in ("M_UNKNOWN_TOKEN", "M_FORBIDDEN", "M_MISSING_TOKEN")
+            raise MatrixError(f"{e.errcode}: {e.message}", retryable=not refused) from e
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+            raise MatrixError(f"can't connect ({type(e).__name__})") from e
 
     async def ensure_registered(self, mxid: str) -> None:
         await self.intent(mxid).ensure_registered()
@@ -151,6 +162,13 @@ class MatrixAPI:
 
     async def leave(self, room_id: str, mxid: str) -> None:
         await self.intent(mxid).leave_room(room_id)
+
+    async def cache_state(self, event: dict[str, Any]) -> None:
+        """Remember a state event from a transaction (memberships, power levels)."""
+        try:
+            await self.state_store.update_state(StateEvent.deserialize(event))
+        except Exception:
+            log.debug("Could not cache state event %s", event.get("event_id"), exc_info=True)
 
     async def is_member(self, room_id: str, mxid: str) -> bool:
         return await self.state_store.is_joined(room_id, UserID(mxid))
