@@ -258,7 +258,10 @@ class MTProtoServer:
         # The "full" transport has no leading tag; the first packet is a normal one.
         conn = ServerConnection(self, reader, writer)
         self.connections.add(conn)
-        await conn.run()
+        try:
+            await conn.run()
+        except asyncio.CancelledError:
+            pass
 
     def connections_of(self, user_id: int) -> list[ServerConnection]:
         return [c for c in self.connections if c.auth is not None and c.auth.user_id == user_id]
