@@ -48,8 +48,11 @@ def bridge_networks(loopback_url: str) -> dict[str, dict[str, dict]]:
     Synapse reads registrations only at start, so every bridge a test may run is listed
     here. Each gets its own appservice id, bot, ghost prefix, port and database.
     """
+    from tests.telegram.fake.harness import TEST_API_HASH, TEST_API_ID
+
     return {
         "main": {"loopback": {"address": loopback_url}},
+        "telegram": {"telegram": {"api_id": TEST_API_ID, "api_hash": TEST_API_HASH}},
     }
 
 
