@@ -188,7 +188,7 @@ class UpdateConverter:
         if isinstance(update, tl.UpdateChannelUserTyping):
             return self.typing(ChatRef("channel", update.channel_id, topic_id=update.top_msg_id),
                                update.from_id, update.action)
-        if isinstance(update, tl.UpdateReadHistoryOutbound) and isinstance(update.peer, tl.PeerUser):
+        if isinstance(update, tl.UpdateReadHistoryOutbox) and isinstance(update.peer, tl.PeerUser):
             # The other person read our messages up to max_id.
             chat = ChatRef("dm", update.peer.user_id, self.login_id)
             return [RemoteReadReceipt(chat_id=chat.chat_id, sender=self._sender(update.peer),

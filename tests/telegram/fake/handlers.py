@@ -95,13 +95,13 @@ class FakeTelegram(World):
     # Connection, state ----------------------------------------------------------------------
 
     async def rpc_GetConfigRequest(self, conn, req):
-        option = tl.DcOption(id=DC_ID, ip_address="127.0.0.1", port=self.port)
+        option = make(tl.DcOption, id=DC_ID, ip_address="127.0.0.1", port=self.port)
         return make(tl.Config, date=now(), expires=now(), this_dc=DC_ID, dc_options=[option],
                     chat_size_max=200, megagroup_size_max=200000)
 
     async def rpc_GetStateRequest(self, conn, req):
         me = self.me(conn)
-        return tl.updates.State(pts=me.pts, qts=0, date=now(), seq=0, unread_count=0)
+        return make(tl.updates.State, pts=me.pts, qts=0, date=now(), seq=0, unread_count=0)
 
     async def rpc_GetDifferenceRequest(self, conn, req):
         me = self.me(conn)
@@ -113,11 +113,11 @@ class FakeTelegram(World):
             if me.id in channel.members:
                 others.extend(u for _p, _c, u, date in channel.log if date >= req.date)
         if not news and not others:
-            return tl.updates.DifferenceEmpty(date=now(), seq=0)
+            return make(tl.updates.DifferenceEmpty, date=now(), seq=0)
         messages = [u.message for u in news]
         users, chats = self.entities_of(me.id, messages + others)
-        state = tl.updates.State(pts=me.pts, qts=0, date=now(), seq=0, unread_count=0)
-        return tl.updates.Difference(new_messages=messages, new_encrypted_messages=[], other_updates=others,
+        state = make(tl.updates.State, pts=me.pts, qts=0, date=now(), seq=0, unread_count=0)
+        return make(tl.updates.Difference, new_messages=messages, new_encrypted_messages=[], other_updates=others,
                                      chats=chats, users=users, state=state)
 
     async def rpc_GetChannelDifferenceRequest(self, conn, req):
@@ -256,15 +256,15 @@ class FakeTelegram(World):
         target = self.target(me, req.id)
         full = make(tl.UserFull, id=target.id, settings=tl.PeerSettings(),
                     notify_settings=tl.PeerNotifySettings(), common_chats_count=0)
-        return tl.users.UserFull(full_user=full, chats=[], users=[self.user(target, me.id)])
+        return make(tl.users.UserFull, full_user=full, chats=[], users=[self.user(target, me.id)])
 
     async def rpc_GetChatsRequest(self, conn, req):
         me = self.me(conn)
-        return tl.messages.Chats(chats=[self.chat_entity(self.groups[i], me.id) for i in req.id])
+        return make(tl.messages.Chats, chats=[self.chat_entity(self.groups[i], me.id) for i in req.id])
 
     async def rpc_GetChannelsRequest(self, conn, req):
         me = self.me(conn)
-        return tl.messages.Chats(chats=[self.chat_entity(self.target(me, c), me.id) for c in req.id])
+        return make(tl.messages.Chats, chats=[self.chat_entity(self.target(me, c), me.id) for c in req.id])
 
     async def rpc_GetFullChatRequest(self, conn, req):
         me = self.me(conn)
@@ -274,7 +274,7 @@ class FakeTelegram(World):
                     participants=tl.ChatParticipants(chat_id=group.id, participants=parts, version=1),
                     notify_settings=tl.PeerNotifySettings())
         users, chats = self.entities_for(me.id, set(group.members), {group.id})
-        return tl.messages.ChatFull(full_chat=full, chats=chats, users=users)
+        return make(tl.messages.ChatFull, full_chat=full, chats=chats, users=users)
 
     async def rpc_GetFullChannelRequest(self, conn, req):
         me = self.me(conn)
@@ -282,7 +282,7 @@ class FakeTelegram(World):
         full = make(tl.ChannelFull, id=channel.id, about=channel.about, chat_photo=tl.PhotoEmpty(0),
                     notify_settings=tl.PeerNotifySettings(), pts=channel.pts)
         users, chats = self.entities_for(me.id, {me.id}, {channel.id})
-        return tl.messages.ChatFull(full_chat=full, chats=chats, users=users)
+        return make(tl.messages.ChatFull, full_chat=full, chats=chats, users=users)
 
     async def rpc_GetParticipantsRequest(self, conn, req):
         me = self.me(conn)
@@ -292,7 +292,7 @@ class FakeTelegram(World):
         members = channel.members[req.offset: req.offset + req.limit]
         parts = [make(tl.ChannelParticipant, user_id=u, date=now()) for u in members]
         users, _ = self.entities_for(me.id, set(members), set())
-        return tl.channels.ChannelParticipants(count=len(channel.members), participants=parts, chats=[], users=users)
+        return make(tl.channels.ChannelParticipants, count=len(channel.members), participants=parts, chats=[], users=users)
 
     async def rpc_GetForumTopicsByIDRequest(self, conn, req):
         me = self.me(conn)
@@ -317,7 +317,7 @@ class FakeTelegram(World):
         dialogs = [make(tl.Dialog, peer=m.peer_id, top_message=m.id, notify_settings=tl.PeerNotifySettings())
                    for m in messages]
         users, chats = self.entities_of(me.id, messages)
-        return tl.messages.Dialogs(dialogs=dialogs, messages=messages, chats=chats, users=users)
+        return make(tl.messages.Dialogs, dialogs=dialogs, messages=messages, chats=chats, users=users)
 
     # History --------------------------------------------------------------------------------
 
@@ -335,7 +335,7 @@ class FakeTelegram(World):
         if isinstance(target, Channel):
             return make(tl.messages.ChannelMessages, pts=target.pts, count=len(messages), messages=page,
                         topics=[], chats=chats, users=users)
-        return tl.messages.Messages(messages=page, chats=chats, users=users)
+        return make(tl.messages.Messages, messages=page, chats=chats, users=users)
 
     async def rpc_GetHistoryRequest(self, conn, req):
         me = self.me(conn)
@@ -404,7 +404,7 @@ class FakeTelegram(World):
         file_id = getattr(loc, "id", None) or getattr(loc, "photo_id", None)
         data = self.files[file_id]
         chunk = data[req.offset: req.offset + req.limit]
-        return tl.upload.File(type=tl.storage.FileUnknown(), mtime=0, bytes=chunk)
+        return make(tl.upload.File, type=tl.storage.FileUnknown(), mtime=0, bytes=chunk)
 
     async def rpc_EditMessageRequest(self, conn, req):
         me = self.me(conn)
@@ -421,10 +421,10 @@ class FakeTelegram(World):
             channel = self.target(me, req.channel)
             for i in req.id:
                 await self.delete(("channel", channel.id), i, skip=conn)
-            return tl.messages.AffectedMessages(pts=channel.pts, pts_count=len(req.id))
+            return make(tl.messages.AffectedMessages, pts=channel.pts, pts_count=len(req.id))
         for i in req.id:
             await self.delete(me.id, i, skip=conn)
-        return tl.messages.AffectedMessages(pts=me.pts, pts_count=len(req.id))
+        return make(tl.messages.AffectedMessages, pts=me.pts, pts_count=len(req.id))
 
     async def rpc_SendReactionRequest(self, conn, req):
         me = self.me(conn)
@@ -450,10 +450,10 @@ class FakeTelegram(World):
         if isinstance(target, Account) and (me.id, req.max_id) in self.copies:
             other = self.copies[(me.id, req.max_id)].get(target.id)
             if other is not None:
-                update = self.account_update(target, lambda pts, c: tl.UpdateReadHistoryOutbound(
+                update = self.account_update(target, lambda pts, c: tl.UpdateReadHistoryOutbox(
                     peer=tl.PeerUser(me.id), max_id=other, pts=pts, pts_count=c))
                 await self.push(target.id, update)
-        return tl.messages.AffectedMessages(pts=me.pts, pts_count=0)
+        return make(tl.messages.AffectedMessages, pts=me.pts, pts_count=0)
 
     async def rpc_UpdateStatusRequest(self, conn, req):
         return True

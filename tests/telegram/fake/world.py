@@ -33,7 +33,7 @@ class Account:
     password: str | None = None
     photo_id: int | None = None
     access_hash: int = field(default_factory=lambda: random.randrange(1, 2**62))
-    pts: int = 0
+    pts: int = 1  # real accounts and channels never have pts 0 (Telethon treats it as "unknown")
     next_msg_id: int = 1
     box: dict[int, Any] = field(default_factory=dict)
     log: list[tuple[int, int, Any]] = field(default_factory=list)
@@ -61,7 +61,7 @@ class Channel:
     admins: set[int] = field(default_factory=set)
     photo_id: int | None = None
     access_hash: int = field(default_factory=lambda: random.randrange(1, 2**62))
-    pts: int = 0
+    pts: int = 1  # real accounts and channels never have pts 0 (Telethon treats it as "unknown")
     next_msg_id: int = 1
     messages: dict[int, Any] = field(default_factory=dict)
     log: list[tuple[int, int, Any, Any]] = field(default_factory=list)
@@ -376,7 +376,7 @@ class World:
     async def read(self, reader: Account, other: Account, up_to_reader_id: int) -> None:
         """``reader`` reads the private chat with ``other`` up to a message."""
         other_id = self.copies[(reader.id, up_to_reader_id)][other.id]
-        update = self.account_update(other, lambda pts, c: tl.UpdateReadHistoryOutbound(
+        update = self.account_update(other, lambda pts, c: tl.UpdateReadHistoryOutbox(
             peer=tl.PeerUser(reader.id), max_id=other_id, pts=pts, pts_count=c))
         await self.push(other.id, update)
 
