@@ -114,7 +114,7 @@ async def _topic_title(client: BridgeTelegramClient, channel: Any, topic_id: int
         for topic in result.topics:
             if isinstance(topic, tl.ForumTopic) and topic.id == topic_id:
                 return topic.title
-    except errors.RPCError as e:
+    except (errors.RPCError, ValueError) as e:  # ValueError: Telethon gave up retrying
         log.info("Could not read the title of topic %s: %s", topic_id, e)
     return f"Topic {topic_id}"
 

@@ -297,7 +297,8 @@ class FakeTelegram(World):
     async def rpc_GetForumTopicsByIDRequest(self, conn, req):
         me = self.me(conn)
         channel = self.target(me, req.channel if hasattr(req, "channel") else req.peer)
-        topics = [make(tl.ForumTopic, id=t, date=now(), title=channel.topics[t], icon_color=0, top_message=t,
+        extra = {"peer": tl.PeerChannel(channel.id)} if "peer" in tl.ForumTopic.__init__.__code__.co_varnames else {}
+        topics = [make(tl.ForumTopic, **extra, id=t, date=now(), title=channel.topics[t], icon_color=0, top_message=t,
                        from_id=tl.PeerUser(channel.creator), notify_settings=tl.PeerNotifySettings())
                   for t in req.topics if t in channel.topics]
         users, chats = self.entities_for(me.id, {me.id}, {channel.id})

@@ -62,7 +62,7 @@ class Channel:
     photo_id: int | None = None
     access_hash: int = field(default_factory=lambda: random.randrange(1, 2**62))
     pts: int = 1  # real accounts and channels never have pts 0 (Telethon treats it as "unknown")
-    next_msg_id: int = 1
+    next_msg_id: int = 2  # 1 is the forum's "General" topic, as on Telegram
     messages: dict[int, Any] = field(default_factory=dict)
     log: list[tuple[int, int, Any, Any]] = field(default_factory=list)
     """(pts, pts_count, update, date)"""
