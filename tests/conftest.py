@@ -57,6 +57,8 @@ def bridge_networks(loopback_urls: list[str]) -> dict[str, dict[str, dict]]:
     Synapse reads registrations only at start, so every bridge a test may run is listed
     here. Each gets its own appservice id, bot, ghost prefix, port and database.
     """
+    from tests.telegram.fake.harness import TEST_API_HASH, TEST_API_ID
+
     one, two, three = loopback_urls
     return {
         "main": {"loopback": {"address": one}},
@@ -66,6 +68,7 @@ def bridge_networks(loopback_urls: list[str]) -> dict[str, dict[str, dict]]:
             "lbtwo": {"connector": "loopback", "address": two, "display_name": "Loopback Two"},
             "lbthree": {"connector": "loopback", "address": three, "display_name": "Loopback Three"},
         },
+        "telegram": {"telegram": {"api_id": TEST_API_ID, "api_hash": TEST_API_HASH}},
     }
 
 
