@@ -99,3 +99,37 @@ async def test_a_repeated_transaction_is_not_handled_again_after_restart(
         if e.source.get("sender") == running_bridge.bot_mxid and "The bridge is running" in body_of(e)
     ]
     assert len(replies) == 1
+
+
+async def test_a_message_sent_just_before_a_crash_is_not_sent_twice_even_if_synapse_restarted(
+    portal: PortalSetup, matrix_user: TestClient, running_bridge: BridgeUnderTest, synapse,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The bridge dies right after Synapse accepted the event, before it recorded the
+    # mapping; Synapse restarts too, so its transaction-id cache can't catch the retry.
+    store = running_bridge.bridge.db.messages
+    real_set_event = store.set_event
+    crashed = asyncio.Event()
+
+    async def crash_once(row, event_id):
+        if not crashed.is_set() and event_id and row.room_id == portal.room_id:
+            crashed.set()
+            await synapse.stop()
+            raise ConnectionError("simulated crash after the send")
+        await real_set_event(row, event_id)
+
+    monkeypatch.setattr(store, "set_event", crash_once)
+    sent = await portal.bob.api.send_message(portal.chat_id, "exactly once, please")
+    await asyncio.wait_for(crashed.wait(), 20)
+    await synapse.start()
+    await matrix_user.wait_for_event(portal.room_id, lambda e: body_of(e) == "exactly once, please")
+    rows = await store.by_remote((await running_bridge.bridge.db.portals.by_room(portal.room_id))[0].key, sent["id"])
+    for _ in range(100):
+        rows = await store.by_remote(rows[0].portal, sent["id"])
+        if rows[0].event_id:
+            break
+        await asyncio.sleep(0.1)
+    await settle(2)
+    copies = [e for e in matrix_user.events(portal.room_id) if body_of(e) == "exactly once, please"]
+    assert len(copies) == 1
+    assert rows[0].event_id == copies[0].event_id

@@ -33,6 +33,9 @@ from .text import FormattedText, MentionTarget
 
 log = logging.getLogger("bridge.core.remote")
 
+SENDING = ""
+"""The event id of a mapping row written before the send: the message may be in flight."""
+
 
 class RemoteHandler:
     def __init__(self, ctx: BridgeContext) -> None:
@@ -62,6 +65,11 @@ class RemoteHandler:
 
     async def _already_bridged(self, key: PortalKey, event: RemoteMessage) -> bool:
         return bool(await self.ctx.db.messages.by_remote(key, event.message_id))
+
+    async def _sent_rows(self, portal: PortalRow, message_id: str) -> list[MessageRow]:
+        """The mapping rows of a message that reached Matrix (not one still being sent)."""
+        rows = await self.ctx.db.messages.by_remote(portal.key, message_id)
+        return [r for r in rows if r.event_id != SENDING]
 
     # Portal rooms ------------------------------------------------------------------------
 
@@ -198,7 +206,8 @@ class RemoteHandler:
         return mx.build_message(MessageContent(text=text, notice=True))
 
     async def on_message(self, login: NetworkLogin, portal: PortalRow, evt: RemoteMessage) -> None:
-        if await self._already_bridged(portal.key, evt):
+        rows = await self.ctx.db.messages.by_remote(portal.key, evt.message_id)
+        if rows and rows[0].event_id != SENDING:
             return
         assert portal.room_id is not None
         hub_sender = portal.relay and evt.sender is not None and not evt.sender.is_from_me
@@ -209,29 +218,39 @@ class RemoteHandler:
         sender = await self._sender_mxid(login, evt)
         reply_event = None
         if evt.reply_to:
-            rows = await self.ctx.db.messages.by_remote(portal.key, evt.reply_to)
-            reply_event = rows[0].event_id if rows else None
+            replied = await self.ctx.db.messages.by_remote(portal.key, evt.reply_to)
+            reply_event = replied[0].event_id if replied and replied[0].event_id else None
+        marker = stable_id("msg", portal.key.network, portal.key.chat_id, evt.message_id)
+        row = MessageRow(
+            portal=portal.key,
+            remote_id=evt.message_id,
+            part=0,
+            room_id=portal.room_id,
+            event_id=SENDING,
+            sender=sender,
+            timestamp=evt.timestamp_ms or now_ms(),
+        )
+        if rows:
+            # An earlier attempt was cut off (a crash) after it began sending: if the event
+            # reached the room, record it instead of sending a second copy.
+            found = await self.ctx.matrix.find_recent_event(portal.room_id, mx.MESSAGE_KEY, marker)
+            if found is not None:
+                await self.ctx.db.messages.set_event(row, found)
+                return
+        else:
+            await self.ctx.db.messages.put(row)
         content = await self._build_content(login, portal, evt.content, reply_event)
-        txn = "hub" + stable_id("msg", portal.key.network, portal.key.chat_id, evt.message_id)
+        content[mx.MESSAGE_KEY] = marker
         event_id = await self.ctx.matrix.send(
-            portal.room_id, sender, content, txn_id=txn, timestamp_ms=evt.timestamp_ms or None
+            portal.room_id, sender, content, txn_id="hub" + marker,
+            timestamp_ms=evt.timestamp_ms or None,
         )
-        await self.ctx.db.messages.put(
-            MessageRow(
-                portal=portal.key,
-                remote_id=evt.message_id,
-                part=0,
-                room_id=portal.room_id,
-                event_id=event_id,
-                sender=sender,
-                timestamp=evt.timestamp_ms or now_ms(),
-            )
-        )
+        await self.ctx.db.messages.set_event(row, event_id)
         if hub_sender:
             await self.ctx.hub.greet(login, portal, evt.sender.user_id)
 
     async def on_edit(self, login: NetworkLogin, portal: PortalRow, evt: RemoteEdit) -> None:
-        rows = await self.ctx.db.messages.by_remote(portal.key, evt.message_id)
+        rows = await self._sent_rows(portal, evt.message_id)
         if not rows:
             log.debug("Edit of unknown message %s in %s", evt.message_id, portal.key)
             return
@@ -246,7 +265,7 @@ class RemoteHandler:
         await self.ctx.matrix.send(portal.room_id, sender, content, txn_id=txn)
 
     async def on_delete(self, login: NetworkLogin, portal: PortalRow, evt: RemoteDelete) -> None:
-        rows = await self.ctx.db.messages.by_remote(portal.key, evt.message_id)
+        rows = await self._sent_rows(portal, evt.message_id)
         for row in rows:
             await self.ctx.matrix.redact(
                 row.room_id, row.sender, row.event_id, extra={mx.ORIGIN_KEY: portal_origin(portal.key)}
@@ -275,7 +294,7 @@ class RemoteHandler:
             return
         if existing is not None:
             return
-        rows = await self.ctx.db.messages.by_remote(portal.key, evt.message_id)
+        rows = await self._sent_rows(portal, evt.message_id)
         if not rows:
             return
         sender = await self._sender_mxid(login, evt)
@@ -309,7 +328,7 @@ class RemoteHandler:
     async def on_read(self, login: NetworkLogin, portal: PortalRow, evt: RemoteReadReceipt) -> None:
         if evt.sender is None or evt.sender.is_from_me:
             return
-        rows = await self.ctx.db.messages.by_remote(portal.key, evt.up_to)
+        rows = await self._sent_rows(portal, evt.up_to)
         if not rows or portal.room_id is None:
             return
         sender = await self._sender_mxid(login, evt)

@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 import aiohttp
-from mautrix.api import Method
+from mautrix.api import Method, Path
 from mautrix.appservice import AppServiceAPI, IntentAPI
 from mautrix.appservice.state_store import ASStateStore
 from mautrix.client.state_store import MemoryStateStore
@@ -246,6 +246,20 @@ class MatrixAPI:
 
     async def download(self, mxc: str) -> bytes:
         return await self.bot.download_media(ContentURI(mxc))
+
+    async def find_recent_event(
+        self, room_id: str, key: str, value: str, limit: int = 200
+    ) -> EventID | None:
+        """The newest of the room's last ``limit`` events whose content has ``key: value``."""
+        resp = await self.bot.api.request(
+            Method.GET,
+            Path.v3.rooms[room_id].messages,
+            query_params={"dir": "b", "limit": str(limit)},
+        )
+        for event in resp.get("chunk", []):
+            if (event.get("content") or {}).get(key) == value:
+                return EventID(event["event_id"])
+        return None
 
     async def get_event(self, room_id: str, event_id: str) -> dict[str, Any]:
         evt = await self.bot.get_event(room_id, event_id)
