@@ -6,15 +6,11 @@ Every test runs twice, once on a fresh SQLite file and once on a fresh PostgreSQ
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import pytest
 
 from bridge.core.connector import LoginRecord, LoginState
@@ -34,8 +30,9 @@ from bridge.db import BridgeDatabase
 from bridge.db.messages import MessageRow, ReactionRow
 from bridge.db.portals import GhostRow, PortalRow
 from bridge.db.upgrades import upgrade_table
+from bridge.devtools.postgres import fresh_postgres_database
+from tests.support.postgres import postgres_server_url
 
-POSTGRES_ENV = "BRIDGE_TEST_POSTGRES"
 ALICE = UserID("@alice:test.local")
 BOB = UserID("@bob:test.local")
 LOOPBACK = NetworkID("loopback")
@@ -43,39 +40,11 @@ OTHER = NetworkID("othernet")
 
 
 @asynccontextmanager
-async def fresh_postgres_database(base_url: str) -> AsyncIterator[str]:
-    """A new, empty database on the server of ``base_url``, dropped afterwards."""
-    name = f"hub_bridge_test_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(base_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    parts = urlsplit(base_url)
-    try:
-        yield urlunsplit(parts._replace(path=f"/{name}"))
-    finally:
-        admin = await asyncpg.connect(base_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-
-@asynccontextmanager
 async def database_uri(kind: str, tmp_path: Path) -> AsyncIterator[str]:
     if kind == "sqlite":
         yield f"sqlite:{tmp_path / 'bridge.db'}"
         return
-    base_url = os.environ.get(POSTGRES_ENV)
-    if not base_url:
-        if os.environ.get("CI") == "true":
-            pytest.fail(
-                f"PostgreSQL is required in CI: set {POSTGRES_ENV} to a server URL, "
-                "e.g. postgres://postgres@127.0.0.1:5432/postgres"
-            )
-        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (e.g. postgres://postgres@127.0.0.1/postgres)")
-    async with fresh_postgres_database(base_url) as uri:
+    async with fresh_postgres_database(postgres_server_url()) as uri:
         yield uri
 
 

@@ -6,7 +6,6 @@ import re
 import time
 from html import unescape
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

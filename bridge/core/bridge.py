@@ -125,9 +125,14 @@ class Bridge:
             self._housekeeping.cancel()
         await self.server.stop()
         await self.inbox.stop(drain_timeout)
-        if not await self.ctx.queues.drain(drain_timeout):
-            log.warning("Stopped with work still queued; it will be redelivered")
+        # Finish queued work while the logins can still send, then stop receiving, then
+        # finish what arrived meanwhile. Whatever is left is redelivered at the next start.
+        idle = await self.ctx.queues.wait_idle(drain_timeout)
         await self.ctx.logins.stop_all()
+        idle = await self.ctx.queues.wait_idle(5) and idle
+        if not idle:
+            log.warning("Stopped with work still queued; it will be handled at the next start")
+        self.ctx.queues.close()
         for connector in self.connectors.values():
             await connector.stop()
         await self.matrix.stop()
