@@ -50,6 +50,8 @@ def bridge_networks(loopback_url: str) -> dict[str, dict[str, dict]]:
     """
     return {
         "main": {"loopback": {"address": loopback_url}},
+        # session_dir is set by the whatsapp_bridge fixture (tests/whatsapp/conftest.py).
+        "whatsapp": {"whatsapp": {"history_sync_chats": 2, "history_sync_messages": 3}},
     }
 
 

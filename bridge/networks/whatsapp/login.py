@@ -201,7 +201,7 @@ class PairingCodeLogin(_PairingLogin):
         await self._wait_first_qr()  # the connection is ready for pairing
         assert self.session is not None
         try:
-            code = await self.session.client.PairPhone(digits, True, ClientName.CHROME)
+            code = await self.session.client.PairPhone(digits, True, ClientName.LINUX)
         except Exception as e:
             await self._discard()
             raise LoginError(f"WhatsApp refused the pairing request: {e}.") from None
