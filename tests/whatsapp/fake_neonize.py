@@ -201,6 +201,7 @@ class FakeNeonizeClient:
         self.world.paired[self.name] = account
         self.emit(PairStatusEv(ID=account.pn_jid, Status=neo.PairStatus.SUCCESS))
         self.emit(ConnectedEv(status=True))
+        self._connected.set()
 
     def sent_messages(self) -> list[wa.Message]:
         return [message for _, message in self.sent]
