@@ -89,3 +89,27 @@ def test_outgoing_media_points_at_the_upload(kind: MediaKind, field: str) -> Non
     assert (part.directPath, part.fileLength, part.contextInfo.stanzaID) == ("/d", 3, "3EB0")
     if kind is MediaKind.VOICE:
         assert part.PTT and part.seconds == 2
+
+
+async def test_receipts_and_typing_from_whatsapp_become_core_events() -> None:
+    from neonize.proto import Neonize_pb2 as neo
+
+    from bridge.core.events import RemoteReadReceipt, RemoteTyping
+    from bridge.networks.whatsapp.config import WhatsAppConfig
+    from bridge.networks.whatsapp.incoming import Incoming
+    from bridge.networks.whatsapp.people import People
+
+    people = People(IDS, WhatsAppConfig(), lambda: None)  # LIDs need no lookups
+    incoming = Incoming("lid.1", lambda: {"1"}, people, _never, None, {})  # type: ignore[arg-type]
+    chat = neo.JID(User="120363000000000009", Server="g.us")
+    reader = neo.JID(User="77", Server="lid")
+    src = neo.MessageSource(Chat=chat, Sender=reader, IsGroup=True)
+    receipt = neo.Receipt(MessageSource=src, MessageIDs=["3EB0A", "3EB0B"], Type=neo.Receipt.READ)
+    [event] = await incoming.receipt(receipt)
+    assert isinstance(event, RemoteReadReceipt)
+    assert (event.chat_id, event.sender.user_id, event.up_to) == ("g.120363000000000009", "lid.77", "lid.1.3EB0B")
+    delivered = neo.Receipt(MessageSource=src, MessageIDs=["3EB0A"], Type=neo.Receipt.DELIVERED)
+    assert await incoming.receipt(delivered) == []
+    typing = neo.ChatPresence(MessageSource=src, State=neo.ChatPresence.COMPOSING, Media=neo.ChatPresence.TEXT)
+    [event] = await incoming.typing(typing)
+    assert isinstance(event, RemoteTyping) and event.typing and event.sender.user_id == "lid.77"

@@ -122,11 +122,17 @@ class People:
             return
         for contact in contacts:
             jid = from_proto(contact.JID)
-            if jid is not None and jid.server == USER_SERVER:
+            if jid is None or not jid.is_user:
+                continue
+            if jid.server == USER_SERVER:
                 self._reverse.setdefault(self.ids.user_id(jid), jid)
+                lid = self._lid_of_pn.get(jid.user)
+                user_id = self.ids.user_id(Jid(lid, LID_SERVER) if lid else jid)
+            else:
+                user_id = self.ids.user_id(jid)
             name = contact.Info.PushName or contact.Info.BusinessName
-            if jid is not None and name and jid.server != USER_SERVER:
-                self._push_names.setdefault(self.ids.user_id(jid), name)
+            if name:
+                self._push_names.setdefault(user_id, name)
 
     async def load_groups(self) -> list[Any]:
         try:
