@@ -14,7 +14,7 @@ from bridge.networks.whatsapp.neonize_api import GroupInfoEv
 from tests.support.bridge_env import BridgeUnderTest
 from tests.support.flows import body_of
 from tests.support.matrix_client import TestClient
-from tests.whatsapp.fake_neonize import FakeWhatsApp, jid
+from tests.whatsapp.fake_neonize import FakeWhatsApp
 from tests.whatsapp.flows import link_account, message_event, source, text, until
 
 pytestmark = pytest.mark.synapse

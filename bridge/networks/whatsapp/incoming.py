@@ -45,8 +45,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bridge.networks.whatsapp.incoming")
 
-Converted = list["RemoteEvent | UserInfo"]
-Avatar = Callable[[Jid], Awaitable["tuple[RemoteMedia | None, str | None]"]]
+Converted = list[RemoteEvent | UserInfo]
+Avatar = Callable[[Jid], Awaitable[tuple[RemoteMedia | None, str | None]]]
 
 
 class Incoming:
