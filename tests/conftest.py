@@ -69,6 +69,8 @@ def bridge_networks(loopback_urls: list[str]) -> dict[str, dict[str, dict]]:
             "lbthree": {"connector": "loopback", "address": three, "display_name": "Loopback Three"},
         },
         "telegram": {"telegram": {"api_id": TEST_API_ID, "api_hash": TEST_API_HASH}},
+        # session_dir is set by the whatsapp_bridge fixture (tests/whatsapp/conftest.py).
+        "whatsapp": {"whatsapp": {"history_sync_chats": 2, "history_sync_messages": 3}},
     }
 
 

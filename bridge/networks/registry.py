@@ -12,6 +12,7 @@ from ..core.connector import Connector
 KNOWN_NETWORKS: dict[str, str] = {
     "loopback": "bridge.networks.loopback.connector:LoopbackConnector",
     "telegram": "bridge.networks.telegram.connector:TelegramConnector",
+    "whatsapp": "bridge.networks.whatsapp.connector:WhatsAppConnector",
 }
 
 
