@@ -128,6 +128,18 @@ async def _havoc(bridge: BridgeProcess, synapse: LocalSynapse, duration: float, 
             await synapse.start()
 
 
+async def _network_texts(admin: LoopbackClient, chat: str, sender: str) -> list[str]:
+    """Every text ``sender`` has in the chat, paging back through the whole history."""
+    texts: list[str] = []
+    before = None
+    while True:
+        page = await admin.admin_get_messages(chat, limit=500, before=before)
+        texts += [m["text"] for m in page if m["sender"] == sender]
+        if len(page) < 500:
+            return texts
+        before = page[0]["id"]
+
+
 def _tally(expected: list[str], seen: list[str]) -> dict[str, int]:
     counts = Counter(seen)
     return {
@@ -169,15 +181,13 @@ async def run(messages: int, kills: int, outage: float, db: str, rate: float, se
             deadline = time.monotonic() + 300
             while time.monotonic() < deadline:
                 in_room = [b for s, b in await matrix.room_bodies(room) if s != user_id]
-                on_network = [m["text"] for m in await admin.admin_get_messages(chat, limit=500_000)
-                              if m["sender"] == "alice"]
+                on_network = await _network_texts(admin, chat, "alice")
                 if set(expected_r) <= set(in_room) and set(expected_m) <= set(on_network):
                     break
                 await asyncio.sleep(2)
             await asyncio.sleep(5)
             in_room = [b for s, b in await matrix.room_bodies(room) if s != user_id]
-            on_network = [m["text"] for m in await admin.admin_get_messages(chat, limit=500_000)
-                          if m["sender"] == "alice"]
+            on_network = await _network_texts(admin, chat, "alice")
             network_to_matrix = _tally(expected_r, in_room)
             matrix_to_network = _tally(expected_m, on_network)
             return {
