@@ -6,7 +6,6 @@ don't see each other's traffic.
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,11 +13,13 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from bridge.devtools.postgres import fresh_postgres_database
 from bridge.devtools.processes import ServiceProcess, start_loopback_service
 from bridge.devtools.synapse import LocalSynapse
 from bridge.networks.loopback.client import LoopbackClient
 from tests.support.bridge_env import BridgeUnderTest, free_port
 from tests.support.matrix_client import TestClient, make_client
+from tests.support.postgres import postgres_server_url
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +70,8 @@ def bridge_networks(loopback_urls: list[str]) -> dict[str, dict[str, dict]]:
             "lbthree": {"connector": "loopback", "address": three, "display_name": "Loopback Three"},
         },
         "telegram": {"telegram": {"api_id": TEST_API_ID, "api_hash": TEST_API_HASH}},
+        # The same bridge on PostgreSQL (its database is made by the postgres_bridge fixture).
+        "pg": {"loopback": {"address": one}},
         # session_dir is set by the whatsapp_bridge fixture (tests/whatsapp/conftest.py).
         "whatsapp": {"whatsapp": {"history_sync_chats": 2, "history_sync_messages": 3}},
     }
@@ -132,6 +135,23 @@ async def running_bridge(synapse: LocalSynapse, bridge_env: BridgeUnderTest) -> 
         await bridge_env.stop()
 
 
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def postgres_bridge(
+    synapse: LocalSynapse, bridge_envs: dict[str, BridgeUnderTest]
+) -> AsyncIterator[BridgeUnderTest]:
+    """The loopback bridge with its database on PostgreSQL (required in CI)."""
+    server = postgres_server_url()
+    env = bridge_envs["pg"]
+    async with fresh_postgres_database(server) as uri:
+        env.db_uri = uri
+        env.write_config()
+        await env.start()
+        try:
+            yield env
+        finally:
+            await env.stop()
+
+
 @pytest_asyncio.fixture(loop_scope="session")
 async def loopback(loopback_service: ServiceProcess) -> AsyncIterator[LoopbackClient]:
     """An admin client of the loopback network."""
@@ -156,7 +176,3 @@ async def matrix_user(synapse: LocalSynapse, tmp_path: Path) -> AsyncIterator[Te
     finally:
         await client.close()
 
-
-def postgres_url() -> str | None:
-    """PostgreSQL for database tests; in CI a missing server fails instead of skipping."""
-    return os.environ.get("BRIDGE_TEST_POSTGRES")
