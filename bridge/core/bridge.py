@@ -108,6 +108,7 @@ class Bridge:
 
     async def stop(self, drain_timeout: float = 30) -> None:
         await self.server.stop()
+        await self.ctx.logins.stop_receiving_all()
         if not await self.ctx.queues.drain(drain_timeout):
             log.warning("Stopped with work still queued; it will be redelivered")
         await self.ctx.logins.stop_all()

@@ -168,6 +168,15 @@ class NetworkLogin(abc.ABC):
     async def logout(self) -> None:
         """End the session on the network (where possible) and forget it."""
 
+    async def stop_receiving(self) -> None:
+        """Stop taking new events from the network, and finish handing over what was taken.
+
+        Called at shutdown before the core drains its queues, while sends still work. A
+        network that can't deliver an event again after the login took it (e.g. the
+        signal-cli daemon acknowledges to Signal on delivery) stops here so nothing is lost;
+        others need not implement it.
+        """
+
     # Optional, by capability ---------------------------------------------------------------
 
     async def list_chats(self) -> list[ChatInfo]:

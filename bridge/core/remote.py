@@ -240,8 +240,11 @@ class RemoteHandler:
     async def on_delete(self, login: NetworkLogin, portal: PortalRow, evt: RemoteDelete) -> None:
         rows = await self.ctx.db.messages.by_remote(portal.key, evt.message_id)
         for row in rows:
+            # A Matrix user's own event (sent to the network through the bridge) can only
+            # be redacted by the bot: the appservice can't act as a real user.
+            redactor = row.sender if self.ctx.ghost_ids.parse(row.sender) else self.ctx.matrix.bot_mxid
             await self.ctx.matrix.redact(
-                row.room_id, row.sender, row.event_id, extra={mx.ORIGIN_KEY: portal_origin(portal.key)}
+                row.room_id, redactor, row.event_id, extra={mx.ORIGIN_KEY: portal_origin(portal.key)}
             )
         await self.ctx.db.messages.delete_remote(portal.key, evt.message_id)
 
