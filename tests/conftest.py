@@ -42,7 +42,7 @@ async def loopback_service(tmp_path_factory: pytest.TempPathFactory) -> AsyncIte
         await service.stop()
 
 
-def bridge_networks(loopback_url: str) -> dict[str, dict[str, dict]]:
+def bridge_networks(loopback_url: str, signal_address: str) -> dict[str, dict[str, dict]]:
     """The bridges registered with the test Synapse, by name, with their networks.
 
     Synapse reads registrations only at start, so every bridge a test may run is listed
@@ -50,15 +50,25 @@ def bridge_networks(loopback_url: str) -> dict[str, dict[str, dict]]:
     """
     return {
         "main": {"loopback": {"address": loopback_url}},
+        "signal": {"signal": {"address": signal_address, "startup_wait": 5, "request_timeout": 20}},
     }
 
 
 @pytest.fixture(scope="session")
+def signal_daemon_port() -> int:
+    """Where the stub signal-cli daemon listens (known before Synapse reads registrations)."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
 def bridge_envs(
-    tmp_path_factory: pytest.TempPathFactory, synapse_port: int, loopback_service: ServiceProcess
+    tmp_path_factory: pytest.TempPathFactory,
+    synapse_port: int,
+    loopback_service: ServiceProcess,
+    signal_daemon_port: int,
 ) -> dict[str, BridgeUnderTest]:
     envs = {}
-    for name, networks in bridge_networks(loopback_service.url).items():
+    for name, networks in bridge_networks(loopback_service.url, f"127.0.0.1:{signal_daemon_port}").items():
         workdir = tmp_path_factory.mktemp(f"bridge-{name}")
         suffix = "" if name == "main" else f"_{name}"
         env = BridgeUnderTest(
