@@ -119,18 +119,19 @@ class Directory:
         except SignalRpcError:
             return None  # "Could not find avatar": the group has none
 
-    async def chat_info(self, chat_id: RemoteChatID) -> ChatInfo:
+    async def chat_info(self, chat_id: RemoteChatID) -> tuple[ChatInfo, dict[str, Any] | None]:
+        """A chat's info, and for a group also its ``listGroups`` entry."""
         ref = parse_chat_id(chat_id, self.login.login_id)
         if ref is None:
             raise KeyError(f"{chat_id} is not a chat of this Signal login")
         if ref.peer is not None:
             members = tuple(dict.fromkeys([RemoteUserID(self.login.login_id), ref.peer]))
-            return ChatInfo(chat_id=chat_id, members=members, is_direct=True)
+            return ChatInfo(chat_id=chat_id, members=members, is_direct=True), None
         assert ref.group_id is not None
         group = await self.group(ref.group_id)
         if group is None:
             raise KeyError(f"the Signal group {ref.group_id} is unknown to this account")
-        return await self.group_info(chat_id, group)
+        return await self.group_info(chat_id, group), group
 
     async def group_info(self, chat_id: RemoteChatID, group: dict[str, Any]) -> ChatInfo:
         avatar_data = await self.group_avatar(str(group["id"]))

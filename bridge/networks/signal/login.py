@@ -248,11 +248,13 @@ class SignalLogin(NetworkLogin):
     # NetworkLogin ----------------------------------------------------------------------------------
 
     async def get_chat_info(self, chat_id: RemoteChatID) -> ChatInfo:
-        info = await self.directory.chat_info(chat_id)
-        if not info.is_direct:
+        info, group = await self.directory.chat_info(chat_id)
+        if group is not None:
             # What the portal starts with: later group updates are compared with this.
-            state = self.groups.setdefault(chat_id, {})
-            state["members"] = list(info.members)
+            self.groups[chat_id] = {
+                "members": list(info.members),
+                "timer": int(group.get("messageExpirationTime") or 0),
+            }
             await self.save()
         return info
 
