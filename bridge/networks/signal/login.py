@@ -311,3 +311,5 @@ class SignalLogin(NetworkLogin):
                 await self.call(method, params)
             except (SignalRpcError, DaemonUnavailable) as e:
                 log.warning("Signal logout step %s failed: %s", method, e)
+        self._receiving = False
+        self._subscription = None  # the daemon dropped it with the account
