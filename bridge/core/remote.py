@@ -84,7 +84,9 @@ class RemoteHandler:
             is_direct=info.is_direct,
             bridge_info=bridge_info,
             bridge_state_key=f"{key.network}/{key.chat_id}",
-            power_users={g: 50 if info.read_only else 0 for g in ghosts},
+            # The owner may rename the room and manage members: the bridge mirrors that to the
+            # remote group where the network can (ChatChange).
+            power_users={**{g: 50 if info.read_only else 0 for g in ghosts}, owner: 50},
             events_default=50 if info.read_only else 0,
         )
         self._invited.add((room_id, owner))
