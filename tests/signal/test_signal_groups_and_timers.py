@@ -93,3 +93,40 @@ async def test_disappearing_timer_is_shown_and_expired_messages_leave_matrix_bot
 
     signal_daemon.deliver(linked.account, env_.message(bob, signal_daemon.timestamp(), None, expires=0))
     await matrix_user.wait_for_event(portal, lambda e: body_of(e) == "Disappearing messages are now off.")
+
+
+async def test_matrix_room_name_topic_avatar_and_ghost_membership_changes_reach_the_signal_group(
+    signal_bridge: BridgeUnderTest, signal_daemon: StubDaemon, matrix_user: TestClient
+) -> None:
+    linked = await link_signal(matrix_user, signal_bridge, signal_daemon)
+    bob, carol = Person("Bob"), Person("Carol")
+    for person in (bob, carol):
+        add_contact(linked.account, person)
+    group_id = base64.b64encode(uuid.uuid4().bytes * 2).decode()
+    linked.account.groups[group_id] = group_entry(group_id, "Choir", [linked.account, bob.aci])
+    signal_daemon.deliver(linked.account, env_.message(bob, signal_daemon.timestamp(), "la la", group=group_id))
+    portal = await join_portal(linked)
+    await matrix_user.wait_for_event(portal, lambda e: body_of(e) == "la la")
+    mine = linked.account.number
+
+    def update(**expected):
+        return signal_daemon.wait_for_request(
+            "updateGroup", lambda p: p.get("account") == mine and all(p.get(k) == v for k, v in expected.items())
+        )
+
+    await matrix_user.nio.room_put_state(portal, "m.room.name", {"name": "Chamber choir"})
+    await update(groupId=group_id, name="Chamber choir")
+    await matrix_user.nio.room_put_state(portal, "m.room.topic", {"topic": "Tuesdays at 8"})
+    await update(groupId=group_id, description="Tuesdays at 8")
+    avatar = b"\x89PNG choir"
+    mxc = await matrix_user.upload(avatar, "image/png", "choir.png")
+    await matrix_user.nio.room_put_state(portal, "m.room.avatar", {"url": mxc, "info": {"mimetype": "image/png"}})
+    sent = await signal_daemon.wait_for_request("updateGroup", lambda p: p.get("account") == mine and "avatar" in p)
+    assert sent["avatar"] == "data:image/png;filename=avatar;base64," + base64.b64encode(avatar).decode()
+    await matrix_user.nio.room_invite(portal, ghost_of(signal_bridge, carol.aci))
+    await update(groupId=group_id, member=[carol.aci])
+    await matrix_user.nio.room_kick(portal, ghost_of(signal_bridge, bob.aci))
+    await update(groupId=group_id, removeMember=[bob.aci])
+    assert [m["uuid"] for m in linked.account.groups[group_id]["members"]] == [linked.account.aci, carol.aci]
+    # The bridge's own mirror of the rename is not sent back to Signal as a second change.
+    assert sum(1 for m, p in signal_daemon.requests if m == "updateGroup" and p.get("name")) == 1

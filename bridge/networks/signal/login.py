@@ -17,7 +17,7 @@ import random
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-from ...core.connector import LoginState, NetworkLogin, OutgoingMessage, SendResult
+from ...core.connector import ChatChange, LoginState, NetworkLogin, OutgoingMessage, SendResult
 from ...core.events import ChatInfo, RemoteDelete, RemoteEvent, UserInfo
 from ...core.ids import RemoteChatID, RemoteMessageID
 from ...core.text import FormattedText
@@ -27,7 +27,7 @@ from .expiry import ExpiryScheduler
 from .hints import HintHandler
 from .ids import group_chat_id
 from .rpc import DaemonUnavailable, SignalRpc, SignalRpcError
-from .sending import Outbox
+from .sending import Outbox, data_uri
 
 if TYPE_CHECKING:
     from ...core.connector import LoginRecord
@@ -296,6 +296,22 @@ class SignalLogin(NetworkLogin):
 
     async def mark_read(self, chat_id: RemoteChatID, message_id: RemoteMessageID) -> None:
         await self.outbox.read(chat_id, message_id)
+
+    async def update_chat(self, chat_id: RemoteChatID, change: ChatChange) -> None:
+        params: dict[str, Any] = {
+            "name": change.name,
+            "description": change.topic,
+            "avatar": data_uri(change.avatar) if change.avatar is not None else None,
+            "member": list(change.add_members) or None,
+            "removeMember": list(change.remove_members) or None,
+        }
+        await self.outbox.update_group(chat_id, **{k: v for k, v in params.items() if v is not None})
+        if change.add_members or change.remove_members:
+            # Our own change doesn't come back as an update: keep the member list current.
+            state = self.groups.setdefault(chat_id, {})
+            members = [m for m in state.get("members", []) if m not in change.remove_members]
+            state["members"] = members + [m for m in change.add_members if m not in members]
+            await self.save()
 
     async def create_group(self, title: str, members: list[str]) -> tuple[RemoteChatID, str | None]:
         return group_chat_id(await self.outbox.create_group(title, members)), None
