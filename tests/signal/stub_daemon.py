@@ -81,6 +81,8 @@ class StubDaemon:
         self._server: asyncio.Server | None = None
         self._subscription_ids = itertools.count(0)
         self._links: dict[str, asyncio.Future[str]] = {}
+        self._waiting: set[str] = set()
+        """Link URIs whose finishLink is waiting for the phone."""
         self._clock = 0
         self.port = 0
         self.changed = asyncio.Event()
@@ -159,6 +161,11 @@ class StubDaemon:
         self.accounts[number] = account
         return account
 
+    @property
+    def last_timestamp(self) -> int:
+        """The timestamp of the newest message the stub made (e.g. the bridge's last send)."""
+        return self._clock
+
     def timestamp(self) -> int:
         """A fresh, increasing Signal timestamp (milliseconds)."""
         self._clock = max(self._clock + 1, int(time.time() * 1000))
@@ -197,7 +204,8 @@ class StubDaemon:
 
     async def scan(self, account: StubAccount, timeout: float = 20) -> None:
         """The phone scans the newest link QR code, linking ``account``."""
-        uri = await self.wait_for(lambda: next((u for u, f in self._links.items() if not f.done()), None), timeout)
+        waiting = lambda: next((u for u, f in reversed(self._links.items()) if not f.done() and u in self._waiting), None)  # noqa: E731
+        uri = await self.wait_for(waiting, timeout)
         self._links[uri].set_result(account.number)
 
     # Methods (names as in signal-cli) -----------------------------------------------------------
@@ -222,10 +230,15 @@ class StubDaemon:
         return {"deviceLinkUri": uri}
 
     async def rpc_finishLink(self, client: _Client, params: dict[str, Any]) -> Any:
-        future = self._links.get(params.get("deviceLinkUri", ""))
+        uri = params.get("deviceLinkUri", "")
+        future = self._links.get(uri)
         if future is None:
             raise RpcFailure(-1, "Link request error: unknown link")
-        return {"number": await future}
+        self._waiting.add(uri)
+        try:
+            return {"number": await future}
+        finally:
+            self._waiting.discard(uri)
 
     async def rpc_subscribeReceive(self, client: _Client, params: dict[str, Any]) -> Any:
         account = self._account(params)

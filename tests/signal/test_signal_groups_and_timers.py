@@ -17,10 +17,6 @@ from tests.support.matrix_client import TestClient
 pytestmark = pytest.mark.synapse
 
 
-def _state(client: TestClient, room: str, kind: str, state_key: str = ""):
-    return lambda e: e.source.get("type") == kind and e.source.get("state_key") == state_key
-
-
 async def test_group_portal_follows_signal_name_description_avatar_members_and_timer(
     signal_bridge: BridgeUnderTest, signal_daemon: StubDaemon, matrix_user: TestClient
 ) -> None:

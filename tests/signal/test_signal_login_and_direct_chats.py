@@ -95,3 +95,17 @@ async def test_a_message_sent_from_the_phone_appears_as_the_users_own_ghost(
     signal_daemon.deliver(linked.account, env_.sent_from_phone(linked.me, signal_daemon.timestamp(), "typed on my phone", destination=bob.aci))
     event = await matrix_user.wait_for_event(portal, lambda e: body_of(e) == "typed on my phone")
     assert event.source["sender"] == ghost_of(signal_bridge, linked.account.aci)
+
+
+async def test_a_link_the_daemon_fails_is_reported_in_the_management_room(
+    signal_bridge: BridgeUnderTest, signal_daemon: StubDaemon, matrix_user: TestClient
+) -> None:
+    from tests.support.flows import open_management_room
+
+    signal_bridge.allow(matrix_user.user_id, "user")
+    room = await open_management_room(matrix_user, signal_bridge)
+    signal_daemon.fail_next("finishLink", -1, "Link request error: Connection closed!")
+    await matrix_user.send_text(room, "login signal")
+    text = await bot_says(matrix_user, room, signal_bridge, "Login failed")
+    assert "Connection closed" in text
+    assert not signal_bridge.bridge.ctx.logins.of_user(matrix_user.user_id, "signal")

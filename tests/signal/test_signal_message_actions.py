@@ -63,7 +63,7 @@ async def test_matrix_edit_reaction_and_redactions_reach_signal(
     mine = linked.account.number
     event_id = await matrix_user.send_text(portal, "typo")
     sent = await signal_daemon.wait_for_request("send", lambda p: p.get("account") == mine and p.get("message") == "typo")
-    sent_ts = signal_daemon._clock  # the stub's timestamp for that send
+    sent_ts = signal_daemon.last_timestamp  # the stub's timestamp for that send
     await matrix_user.send_content(portal, {
         "msgtype": "m.text", "body": "* fixed", "m.new_content": {"msgtype": "m.text", "body": "fixed"},
         "m.relates_to": {"rel_type": "m.replace", "event_id": event_id},
@@ -145,7 +145,7 @@ async def test_typing_and_read_receipts_cross_both_ways(
     watch = EphemeralWatch(matrix_user, portal)
     await matrix_user.send_text(portal, "did you see this?")
     await signal_daemon.wait_for_request("send", lambda p: p.get("account") == mine and p.get("message") == "did you see this?")
-    sent_ts = signal_daemon._clock
+    sent_ts = signal_daemon.last_timestamp
     mine_event = await matrix_user.wait_for_event(portal, lambda e: body_of(e) == "did you see this?")
     signal_daemon.deliver(linked.account, env_.receipt(bob, signal_daemon.timestamp(), [sent_ts]))
     signal_daemon.deliver(linked.account, env_.typing(bob, signal_daemon.timestamp(), started=True))

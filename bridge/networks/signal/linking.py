@@ -64,8 +64,13 @@ class LinkLogin(LoginProcess):
             step: LoginComplete | LoginError = LoginComplete(record)
         except asyncio.CancelledError:
             raise
+        except LoginError as e:
+            step = e
         except DaemonUnavailable:
-            step = LoginError("The QR code was not scanned in time. Send 'login signal' for a new one.")
+            step = LoginError(
+                "The QR code was not scanned in time (or the Signal service went away). "
+                "Send 'login signal' for a new one."
+            )
         except SignalRpcError as e:
             step = LoginError(f"Signal refused the link: {e.message}")
         except Exception as e:
