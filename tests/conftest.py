@@ -47,12 +47,14 @@ async def loopback_services(
             await service.stop()
 
 
+
+
 @pytest.fixture(scope="session")
 def loopback_service(loopback_services: list[ServiceProcess]) -> ServiceProcess:
     return loopback_services[0]
 
 
-def bridge_networks(loopback_urls: list[str]) -> dict[str, dict[str, dict]]:
+def bridge_networks(loopback_urls: list[str], signal_address: str) -> dict[str, dict[str, dict]]:
     """The bridges registered with the test Synapse, by name, with their networks.
 
     Synapse reads registrations only at start, so every bridge a test may run is listed
@@ -74,7 +76,14 @@ def bridge_networks(loopback_urls: list[str]) -> dict[str, dict[str, dict]]:
         "pg": {"loopback": {"address": one}},
         # session_dir is set by the whatsapp_bridge fixture (tests/whatsapp/conftest.py).
         "whatsapp": {"whatsapp": {"history_sync_chats": 2, "history_sync_messages": 3}},
+        "signal": {"signal": {"address": signal_address, "startup_wait": 5, "request_timeout": 20}},
     }
+
+
+@pytest.fixture(scope="session")
+def signal_daemon_port() -> int:
+    """Where the stub signal-cli daemon listens (known before Synapse reads registrations)."""
+    return free_port()
 
 
 @pytest.fixture(scope="session")
@@ -82,9 +91,11 @@ def bridge_envs(
     tmp_path_factory: pytest.TempPathFactory,
     synapse_port: int,
     loopback_services: list[ServiceProcess],
+    signal_daemon_port: int,
 ) -> dict[str, BridgeUnderTest]:
     envs = {}
-    for name, networks in bridge_networks([s.url for s in loopback_services]).items():
+    urls = [s.url for s in loopback_services]
+    for name, networks in bridge_networks(urls, f"127.0.0.1:{signal_daemon_port}").items():
         workdir = tmp_path_factory.mktemp(f"bridge-{name}")
         suffix = "" if name == "main" else f"_{name}"
         env = BridgeUnderTest(

@@ -125,8 +125,10 @@ class Bridge:
             self._housekeeping.cancel()
         await self.server.stop()
         await self.inbox.stop(drain_timeout)
-        # Finish queued work while the logins can still send, then stop receiving, then
-        # finish what arrived meanwhile. Whatever is left is redelivered at the next start.
+        # Stop taking in network events (some networks acknowledge on receipt), finish
+        # queued work while the logins can still send, then disconnect and finish what
+        # arrived meanwhile. Whatever is left is handled at the next start.
+        await self.ctx.logins.stop_receiving_all()
         idle = await self.ctx.queues.wait_idle(drain_timeout)
         await self.ctx.logins.stop_all()
         idle = await self.ctx.queues.wait_idle(5) and idle

@@ -92,6 +92,14 @@ class Logins:
             self._active.pop((login.record.network, login.login_id), None)
             await self.ctx.db.logins.delete(login.record.network, login.login_id)
 
+    async def stop_receiving_all(self) -> None:
+        """Ask every login to stop taking events, before the queues are drained."""
+        for login in list(self._active.values()):
+            try:
+                await login.stop_receiving()
+            except Exception:
+                log.exception("Login %s failed to stop receiving", login.login_id)
+
     async def stop_all(self) -> None:
         for login in list(self._active.values()):
             try:

@@ -20,6 +20,7 @@ from .commands.registry import COMMANDS_BY_NAME, cmd_help
 from .commands.parser import ParsedCommand, parse_command
 from .context import BridgeContext, now_ms
 from .ids import RoomID, UserID
+from .matrix_events import MatrixChatChange
 from .outgoing import OutgoingHandler
 from .remote import RemoteHandler
 
@@ -109,6 +110,8 @@ class MatrixInbox:
         kind = event["type"]
         if "state_key" in event:
             await self._update_state(event)
+            if (change := self._chat_change(event)) is not None:
+                return await self.outgoing.on_chat_change(change)
         if kind == "m.room.member":
             await self._on_member(event)
             return []
@@ -125,6 +128,28 @@ class MatrixInbox:
         if kind == "m.room.encrypted":
             await self._on_encrypted(event)
         return []
+
+    def _chat_change(self, event: dict[str, Any]) -> MatrixChatChange | None:
+        """A Matrix user's change of a room's name, topic, avatar or ghost members, if it is one."""
+        sender, content = event["sender"], event.get("content") or {}
+        if sender == self.ctx.matrix.bot_mxid or self.ctx.ghost_ids.parse(sender) is not None:
+            return None  # the bridge's own changes, mirrored from the network
+        base = {"room_id": RoomID(event["room_id"]), "event_id": event["event_id"], "sender": UserID(sender)}
+        kind, state_key = event["type"], event.get("state_key")
+        if kind == "m.room.name" and state_key == "" and isinstance(content.get("name"), str):
+            return MatrixChatChange(**base, name=content["name"])
+        if kind == "m.room.topic" and state_key == "" and isinstance(content.get("topic"), str):
+            return MatrixChatChange(**base, topic=content["topic"])
+        if kind == "m.room.avatar" and state_key == "" and isinstance(content.get("url"), str):
+            info = content.get("info") if isinstance(content.get("info"), dict) else {}
+            return MatrixChatChange(**base, avatar_mxc=content["url"], avatar_mime=str(info.get("mimetype") or "image/png"))
+        if kind == "m.room.member" and isinstance(state_key, str) and self.ctx.ghost_ids.parse(state_key):
+            membership = content.get("membership")
+            if membership == "invite":
+                return MatrixChatChange(**base, invited=UserID(state_key))
+            if membership in ("leave", "ban") and state_key != sender:
+                return MatrixChatChange(**base, removed=UserID(state_key))
+        return None
 
     async def _update_state(self, event: dict[str, Any]) -> None:
         await self.ctx.matrix.cache_state(event)

@@ -14,10 +14,11 @@ from dataclasses import replace
 from ..db.messages import MessageRow, ReactionRow
 from ..db.portals import PortalRow
 from ..matrix.content import ContentError
-from .connector import NetworkLogin, OutgoingMedia, OutgoingMessage, SendError, Unsupported
+from .connector import ChatChange, NetworkLogin, OutgoingMedia, OutgoingMessage, SendError, Unsupported
 from .context import BridgeContext, now_ms, portal_origin, stable_id
+from .events import MediaKind
 from .hub import matrix_subject
-from .matrix_events import MatrixMessage, MatrixReaction, MatrixRedaction
+from .matrix_events import MatrixChatChange, MatrixMessage, MatrixReaction, MatrixRedaction
 from .text import Entity, EntityType, FormattedText
 
 log = logging.getLogger("bridge.core.outgoing")
@@ -66,6 +67,17 @@ class OutgoingHandler:
                 lambda p=p: self._redaction(p, redaction),
             )
             for p in portals
+        ]
+
+    async def on_chat_change(self, change: MatrixChatChange) -> list[asyncio.Future[None]]:
+        portals = await self._portals_to_relay(change.room_id, change.sender, None)
+        return [
+            self._queue(
+                p, change.event_id, change.room_id, change.sender,
+                lambda p=p: self._chat_change(p, change),
+            )
+            for p in portals
+            if not p.is_direct and self._capable(p, "group_management")
         ]
 
     async def on_typing(self, room_id: str, user_id: str, typing: bool) -> None:
@@ -371,6 +383,39 @@ class OutgoingHandler:
             raise DeliveryError("the network doesn't support deleting messages")
         await self._with_retries(lambda: login.delete_message(portal.key.chat_id, row.remote_id))
         await self.ctx.db.messages.delete_remote(portal.key, row.remote_id)
+
+    async def _chat_change(self, portal: PortalRow, change: MatrixChatChange) -> None:
+        def own_member(mxid: str | None) -> tuple[str, ...]:
+            ghost = self.ctx.ghost_ids.parse(mxid or "")
+            return (ghost.user_id,) if ghost is not None and ghost.network == portal.key.network else ()
+
+        added, removed = own_member(change.invited), own_member(change.removed)
+        if (change.invited or change.removed) and not (added or removed):
+            return  # another network's ghost: nothing to do in this chat
+        avatar = None
+        if change.avatar_mxc:
+            data = await self.ctx.matrix.download(change.avatar_mxc)
+            avatar = OutgoingMedia(MediaKind.IMAGE, change.avatar_mime, "avatar", data)
+        remote = ChatChange(
+            name=change.name, topic=change.topic, avatar=avatar, add_members=added, remove_members=removed
+        )
+        if portal.relay or not self.ctx.permission_at_least(change.sender, "user"):
+            return  # only someone's own account changes a remote chat, never a relay
+        login = self._own_login(portal, change.sender)
+        if login is None:
+            return
+        try:
+            await self._with_retries(lambda: login.update_chat(portal.key.chat_id, remote))
+        except DeliveryError as e:
+            if isinstance(e.__cause__, Unsupported):
+                log.debug("%s can't apply room changes to its chats", portal.key.network)
+                return  # the room changed in Matrix only, as before this was supported
+            raise
+        if change.name is not None or change.topic is not None:
+            # The portal now matches the remote chat: don't echo the change back later.
+            portal.name = change.name if change.name is not None else portal.name
+            portal.topic = change.topic if change.topic is not None else portal.topic
+            await self.ctx.db.portals.put(portal)
 
     async def _report_failure(
         self, portal: PortalRow, room_id: str, event_id: str, sender: str, reason: str

@@ -93,7 +93,9 @@ class RemoteHandler:
             is_direct=info.is_direct,
             bridge_info=bridge_info,
             bridge_state_key=f"{key.network}/{key.chat_id}",
-            power_users={g: 50 if info.read_only else 0 for g in ghosts},
+            # The owner may rename the room and manage members: the bridge mirrors that to the
+            # remote group where the network can (ChatChange).
+            power_users={**{g: 50 if info.read_only else 0 for g in ghosts}, owner: 50},
             events_default=50 if info.read_only else 0,
         )
         self._invited.add((room_id, owner))
@@ -267,8 +269,11 @@ class RemoteHandler:
     async def on_delete(self, login: NetworkLogin, portal: PortalRow, evt: RemoteDelete) -> None:
         rows = await self._sent_rows(portal, evt.message_id)
         for row in rows:
+            # A Matrix user's own event (sent to the network through the bridge) can only
+            # be redacted by the bot: the appservice can't act as a real user.
+            redactor = row.sender if self.ctx.ghost_ids.parse(row.sender) else self.ctx.matrix.bot_mxid
             await self.ctx.matrix.redact(
-                row.room_id, row.sender, row.event_id, extra={mx.ORIGIN_KEY: portal_origin(portal.key)}
+                row.room_id, redactor, row.event_id, extra={mx.ORIGIN_KEY: portal_origin(portal.key)}
             )
         await self.ctx.db.messages.delete_remote(portal.key, evt.message_id)
 
