@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from typing import Any
 
 from ..db.pending import PendingEvent
@@ -26,6 +27,8 @@ from .remote import RemoteHandler
 
 log = logging.getLogger("bridge.core.inbox")
 
+RECENT_EVENTS = 50_000
+
 
 class MatrixInbox:
     def __init__(self, ctx: BridgeContext, remote: RemoteHandler, outgoing: OutgoingHandler) -> None:
@@ -36,6 +39,9 @@ class MatrixInbox:
         self._queue: asyncio.Queue[PendingEvent] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._finishing: set[asyncio.Task[None]] = set()
+        # Event ids accepted lately: a homeserver may send an event again in another
+        # transaction (e.g. after it restarted), and a command must not run twice.
+        self._recent: OrderedDict[str, None] = OrderedDict()
 
     async def start(self) -> None:
         """Queue what a previous run accepted but did not finish, then start the worker."""
@@ -65,12 +71,15 @@ class MatrixInbox:
         """Record the transaction's events durably; the worker handles them."""
         events = []
         for event in body.get("events", []):
-            if _well_formed(event):
-                events.append(event)
-            else:
+            if not _well_formed(event):
                 log.warning("Ignoring a malformed event in transaction %s", txn_id)
+            elif event["event_id"] not in self._recent:
+                events.append(event)
         for pending in await self.ctx.db.pending.accept(txn_id, events, now_ms()):
             self._queue.put_nowait(pending)
+            self._recent[pending.event["event_id"]] = None
+        while len(self._recent) > RECENT_EVENTS:
+            self._recent.popitem(last=False)
         ephemeral = body.get("ephemeral", []) or body.get("de.sorunome.msc2409.ephemeral", [])
         for event in ephemeral:
             if isinstance(event, dict):
