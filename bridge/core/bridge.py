@@ -7,9 +7,9 @@ import logging
 from typing import Any
 
 from ..config import Config, ConfigError, load_dataclass
-from ..db import BridgeDatabase
+from ..db import BridgeDatabase, is_transient_db_error
 from ..logs import silence_leaky_libraries
-from ..matrix.api import MatrixAPI, MatrixError
+from ..matrix.api import MatrixAPI, MatrixError, is_transient
 from ..matrix.appservice import AppserviceServer
 from ..matrix.ids import GhostIDs
 from ..networks.registry import connector_class
@@ -29,6 +29,10 @@ from .outgoing import OutgoingHandler
 from .remote import RemoteHandler
 
 log = logging.getLogger("bridge")
+
+MAX_REMOTE_ATTEMPTS = 5
+"""How often a remote event may fail (other than the homeserver being away) before the
+bridge reports it in the room and moves on."""
 
 
 class Bridge:
@@ -65,6 +69,7 @@ class Bridge:
             self._user_exists,
         )
         self._housekeeping: asyncio.Task[None] | None = None
+        self._remote_failures: dict[tuple, int] = {}
 
     def _create_connectors(self) -> dict[NetworkID, Connector]:
         connectors: dict[NetworkID, Connector] = {}
@@ -144,7 +149,44 @@ class Bridge:
 
     def queue_remote_event(self, login: NetworkLogin, event: RemoteEvent) -> asyncio.Future[None]:
         key = PortalKey(login.record.network, event.chat_id)
-        return self.ctx.queues.submit(key, lambda: self.remote.handle(login, event))
+        return self.ctx.queues.submit(key, lambda: self._handle_remote(login, key, event))
+
+    async def _handle_remote(self, login: NetworkLogin, key: PortalKey, event: RemoteEvent) -> None:
+        """Handle one remote event; a failure the connector's retry can't fix ends visibly.
+
+        A homeserver that is away raises, so the connector keeps the event and tries
+        again. An event Matrix refuses for good, or one that fails again and again, is
+        reported in the room instead of blocking the chat forever.
+        """
+        identity = (key, type(event).__name__, getattr(event, "message_id", None), event.timestamp_ms)
+        try:
+            await self.remote.handle(login, event)
+        except Exception as e:
+            if is_transient(e) or is_transient_db_error(e):
+                raise  # the homeserver or the database is away: the connector keeps the event
+            if isinstance(e, MatrixError):
+                await self._give_up(key, event, e.reason)
+                return
+            failures = self._remote_failures.get(identity, 0) + 1
+            # A bug or an odd event: retried a few times, then reported, never a loop.
+            self._remote_failures[identity] = failures
+            if failures < MAX_REMOTE_ATTEMPTS:
+                raise
+            log.exception("Giving up on a %s in %s after %d attempts", type(event).__name__, key, failures)
+            await self._give_up(key, event, f"internal error ({type(e).__name__})")
+        self._remote_failures.pop(identity, None)
+
+    async def _give_up(self, key: PortalKey, event: RemoteEvent, reason: str) -> None:
+        portal = await self.db.portals.get(key)
+        name = self.connectors[key.network].display_name
+        log.warning("Could not bridge a %s from %s: %s", type(event).__name__, key, reason)
+        if portal is not None and portal.room_id:
+            try:
+                await self.matrix.notice(
+                    portal.room_id, f"A {name} message could not be shown here: {reason}."
+                )
+            except Exception:
+                log.exception("Could not report the failure in %s", portal.room_id)
 
     async def set_login_state(
         self, login: NetworkLogin, state: LoginState, error: str | None = None

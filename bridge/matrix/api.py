@@ -14,7 +14,7 @@ from mautrix.api import Method, Path
 from mautrix.appservice import AppServiceAPI, IntentAPI
 from mautrix.appservice.state_store import ASStateStore
 from mautrix.client.state_store import MemoryStateStore
-from mautrix.errors import MatrixRequestError, MForbidden, MNotFound
+from mautrix.errors import MatrixConnectionError, MatrixRequestError, MForbidden, MNotFound
 from mautrix.types import ContentURI, EventType, RoomCreatePreset, StateEvent
 
 from ..core.ids import EventID, RoomID, UserID
@@ -39,6 +39,18 @@ class MatrixError(Exception):
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a failure talking to the homeserver may go away by itself (worth retrying):
+    it is unreachable, restarting, overloaded or rate limiting."""
+    if isinstance(error, MatrixError):
+        return error.retryable
+    if isinstance(error, (aiohttp.ClientError, asyncio.TimeoutError, OSError, MatrixConnectionError)):
+        return True
+    if isinstance(error, MatrixRequestError):
+        return error.http_status >= 500 or error.http_status == 429
+    return False
 
 
 class MatrixAPI:
