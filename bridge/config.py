@@ -83,6 +83,9 @@ class BridgeConfig:
     backfill_limit: int = 20
     """How many recent messages to bring in when a portal is created (where the network can)."""
     relay: RelayConfig = field(default_factory=RelayConfig)
+    double_puppet: bool = False
+    """Show what users send from their other apps as sent by their own Matrix account.
+    Needs the second registration that ``generate-registration`` then writes."""
 
 
 @dataclass

@@ -106,6 +106,7 @@ def bridge_envs(
             appservice_id=f"hubbridge{suffix}",
             bot_username=f"hubbridge{suffix}",
             ghost_prefix="hub_" if name == "main" else f"hub{name}_",
+            double_puppet=name == "main",
         )
         env.write_files()
         envs[name] = env
@@ -120,7 +121,7 @@ def bridge_env(bridge_envs: dict[str, BridgeUnderTest]) -> BridgeUnderTest:
 @pytest.fixture(scope="session")
 def appservice_registrations(bridge_envs: dict[str, BridgeUnderTest]) -> list[Path]:
     """Registration files Synapse loads at start."""
-    return [env.registration_path for env in bridge_envs.values()]
+    return [path for env in bridge_envs.values() for path in env.registration_files]
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

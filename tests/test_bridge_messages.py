@@ -194,3 +194,15 @@ async def test_a_remote_message_that_keeps_failing_is_reported_and_does_not_bloc
     )
     assert "internal error (ValueError)" in body_of(notice)
     await matrix_user.wait_for_event(portal.room_id, lambda e: body_of(e) == "after the poison", timeout=40)
+
+
+async def test_what_the_user_sends_from_another_app_appears_as_their_own_matrix_account(
+    portal: PortalSetup, matrix_user: TestClient, loopback: LoopbackClient
+) -> None:
+    await portal.me.api.send_message(portal.chat_id, "typed on my phone")
+    event = await matrix_user.wait_for_event(portal.room_id, lambda e: body_of(e) == "typed on my phone")
+    assert event.source["sender"] == matrix_user.user_id  # double puppeting, not a ghost
+    await portal.bob.api.send_message(portal.chat_id, "a later message")
+    await matrix_user.wait_for_event(portal.room_id, lambda e: body_of(e) == "a later message")
+    history = await loopback.admin_get_messages(portal.chat_id)
+    assert [m["text"] for m in history].count("typed on my phone") == 1  # not echoed back

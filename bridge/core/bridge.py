@@ -48,6 +48,7 @@ class Bridge:
             config.homeserver.domain,
             registration.as_token,
             config.appservice.bot_username,
+            double_puppet_token=registration.double_puppet_token,
         )
         self.ctx = BridgeContext(
             config=config,

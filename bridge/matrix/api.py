@@ -54,14 +54,24 @@ def is_transient(error: BaseException) -> bool:
 
 
 class MatrixAPI:
-    def __init__(self, homeserver: str, domain: str, as_token: str, bot_localpart: str) -> None:
+    def __init__(
+        self,
+        homeserver: str,
+        domain: str,
+        as_token: str,
+        bot_localpart: str,
+        double_puppet_token: str | None = None,
+    ) -> None:
         self.homeserver = homeserver
         self.domain = domain
         self.bot_mxid = UserID(f"@{bot_localpart}:{domain}")
         self._as_token = as_token
+        self._puppet_token = double_puppet_token
         self.state_store = _StateStore()
         self._session: aiohttp.ClientSession | None = None
         self._api: AppServiceAPI | None = None
+        self._puppet_api: AppServiceAPI | None = None
+        self._puppets: set[str] = set()
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(
@@ -76,17 +86,40 @@ class MatrixAPI:
             state_store=self.state_store,
             client_session=self._session,
         )
+        if self._puppet_token:
+            self._puppet_api = AppServiceAPI(
+                base_url=self.homeserver,
+                bot_mxid=self.bot_mxid,
+                token=self._puppet_token,
+                log=logging.getLogger("bridge.matrix.puppet"),
+                state_store=self.state_store,
+                client_session=self._session,
+            )
+
+    def can_double_puppet(self, mxid: str) -> bool:
+        """Whether the bridge may act as this (real) user: double puppeting is on and the
+        user is on this homeserver."""
+        return self._puppet_token is not None and mxid.endswith(":" + self.domain)
+
+    async def use_double_puppet(self, mxid: str) -> None:
+        """Act as ``mxid`` through the double-puppeting registration from now on."""
+        if mxid not in self._puppets:
+            self._puppets.add(mxid)
+            await self.state_store.registered(UserID(mxid))  # a real user: never /register
 
     async def stop(self) -> None:
         if self._session is not None:
             await self._session.close()
         self._session = None
         self._api = None
+        self._puppet_api = None
 
     def intent(self, mxid: str) -> IntentAPI:
         assert self._api is not None, "MatrixAPI.start() was not called"
         if mxid == self.bot_mxid:
             return self._api.bot_intent()
+        if mxid in self._puppets and self._puppet_api is not None:
+            return self._puppet_api.intent(UserID(mxid))
         return self._api.intent(UserID(mxid))
 
     @property

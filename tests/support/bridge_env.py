@@ -33,7 +33,9 @@ class BridgeUnderTest:
     ghost_prefix: str = "hub_"
     port: int = field(default_factory=free_port)
     permissions: dict[str, str] = field(default_factory=lambda: {"@admin:localhost": "admin"})
+    double_puppet: bool = False
     bridge: Bridge | None = None
+    registration_files: list[Path] = field(default_factory=list)
 
     @property
     def config_path(self) -> Path:
@@ -51,10 +53,11 @@ class BridgeUnderTest:
     def bot_mxid(self) -> str:
         return f"@{self.bot_username}:localhost"
 
-    def write_files(self) -> Path:
-        """Write config.yaml and the registration, exactly as the README tells admins."""
+    def write_files(self) -> list[Path]:
+        """Write config.yaml and the registration(s), exactly as the README tells admins."""
         self.write_config()
-        return write_registration(load_config(self.config_path))
+        self.registration_files = write_registration(load_config(self.config_path))
+        return self.registration_files
 
     def write_config(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -70,7 +73,11 @@ class BridgeUnderTest:
                 "registration": "registration.yaml",
             },
             "database": {"uri": self.db_uri},
-            "bridge": {"permissions": self.permissions, "max_media_size_mb": 5},
+            "bridge": {
+                "permissions": self.permissions,
+                "max_media_size_mb": 5,
+                "double_puppet": self.double_puppet,
+            },
             "logging": {"level": "DEBUG"},
             "networks": self.networks,
         }
