@@ -33,6 +33,8 @@ class BridgeUnderTest:
     ghost_prefix: str = "hub_"
     port: int = field(default_factory=free_port)
     permissions: dict[str, str] = field(default_factory=lambda: {"@admin:localhost": "admin"})
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Extra config sections (e.g. ``encryption``), merged over the defaults below."""
     bridge: Bridge | None = None
 
     @property
@@ -74,6 +76,8 @@ class BridgeUnderTest:
             "logging": {"level": "DEBUG"},
             "networks": self.networks,
         }
+        for section, values in self.settings.items():
+            config[section] = {**config.get(section, {}), **values}
         self.config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
 
     def allow(self, user_id: str, level: str = "user") -> None:
