@@ -21,6 +21,7 @@ from nio import RoomMessageText, UploadResponse
 from nio.crypto.attachments import decrypt_attachment
 
 from bridge.devtools.synapse import LocalSynapse
+from bridge.matrix.crypto_rooms import NEW_ROOM_ENCRYPTION
 from bridge.networks.loopback.client import LoopbackClient, media_payload
 from tests.conftest import unique
 from tests.support.bridge_env import BridgeUnderTest
@@ -217,6 +218,56 @@ async def test_a_member_who_joins_later_decrypts_what_is_sent_after_the_join(
         await carol.close()
 
 
+async def test_a_new_device_of_a_member_gets_the_next_key(
+    crypto_bridge: BridgeUnderTest,
+    loopback: LoopbackClient,
+    alice: TestClient,
+    synapse: LocalSynapse,
+    tmp_path: Path,
+) -> None:
+    chat, room, bob, dm = await encrypted_portal(alice, crypto_bridge, loopback, "Gadget club")
+    localpart = alice.user_id[1:].split(":")[0]
+    phone = await make_client(synapse, localpart, tmp_path / "alice-phone", encryption=True)
+    try:
+        store = crypto_bridge.bridge.crypto.bot.crypto_store
+
+        async def bridge_knows_the_phone() -> bool | None:
+            devices = await store.get_devices(alice.user_id) or {}
+            return True if phone.nio.device_id in devices else None
+
+        # The homeserver tells the bridge of the new device (MSC3202 device lists).
+        await eventually(bridge_knows_the_phone, "the bridge to learn of the new device")
+        await bob.api.send_message(chat, "hello, new device")
+        got = await phone.wait_for_event(room, text_is("hello, new device"))
+        assert got.decrypted
+    finally:
+        await phone.close()
+
+
+async def test_sessions_rotate_by_the_rooms_encryption_settings(
+    crypto_bridge: BridgeUnderTest, loopback: LoopbackClient, alice: TestClient
+) -> None:
+    chat, room, bob, dm = await encrypted_portal(alice, crypto_bridge, loopback, "Rotating club")
+    crypto = crypto_bridge.bridge.crypto
+    await crypto_bridge.bridge.matrix.send_state(
+        room, "m.room.encryption", {**NEW_ROOM_ENCRYPTION, "rotation_period_msgs": 2}
+    )
+
+    async def bridge_sees_the_setting() -> bool | None:
+        info = await crypto.rooms.get_encryption_info(room)
+        return True if info and info.rotation_period_msgs == 2 else None
+
+    await eventually(bridge_sees_the_setting, "the new rotation setting to reach the bridge")
+    # A session keeps the limits it was made with; start the next one now.
+    await crypto.bot.crypto_store.remove_outbound_group_session(room)
+    for turn in range(5):
+        await bob.api.send_message(chat, f"turn {turn}")
+    events = [await alice.wait_for_event(room, text_is(f"turn {turn}")) for turn in range(5)]
+    sessions = [event.session_id for event in events]
+    assert sessions[0] == sessions[1] != sessions[2] == sessions[3] != sessions[4]
+    assert all(event.decrypted for event in events)
+
+
 async def test_after_a_restart_both_directions_keep_working(
     crypto_bridge: BridgeUnderTest, loopback: LoopbackClient, alice: TestClient
 ) -> None:
@@ -324,3 +375,33 @@ async def test_a_message_whose_key_comes_late_is_reported_then_bridged_when_it_a
 
 async def _none_if(condition: bool) -> bool | None:
     return None if condition else True
+
+
+async def test_logs_hold_no_plaintext_and_no_key_material(
+    crypto_bridge: BridgeUnderTest,
+    loopback: LoopbackClient,
+    alice: TestClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(1)  # everything, TRACE included
+    chat, room, bob, dm = await encrypted_portal(alice, crypto_bridge, loopback, "Quiet club")
+    await bob.api.send_message(chat, "whispered from loopback")
+    await alice.wait_for_event(room, text_is("whispered from loopback"))
+    await alice.send_text(room, "whispered from matrix")
+    await loopback_gets(bob, chat, "whispered from matrix")
+
+    secrets = {
+        "pickle key": crypto_bridge.bridge.config.encryption.pickle_key,
+        "room key of the client": alice.nio.olm.outbound_group_sessions[room].session_key,
+        "a body from Matrix": "whispered from matrix",
+        "a body from the network": "whispered from loopback",
+    }
+    # nio and peewee are the test client's own; everything else ran inside the bridge.
+    logged = "\n".join(
+        f"{r.getMessage()} {r.exc_text or ''}"
+        for r in caplog.records
+        if not r.name.startswith(("nio", "peewee"))
+    )
+    assert "m.room.encrypted" in logged, "the flow should have produced crypto log lines"
+    for name, secret in secrets.items():
+        assert secret not in logged, f"the {name} appeared in the logs"

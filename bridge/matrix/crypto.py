@@ -398,7 +398,8 @@ class BridgeCrypto:
             return
         await self._ready.wait()
         try:
-            state_event = StateEvent.deserialize(event)
+            await self.bot.handle_member_event(StateEvent.deserialize(event))
         except Exception:
-            return
-        await self.bot.handle_member_event(state_event)
+            # E.g. a room the bot is only invited to, whose state it can't read yet: there
+            # is no session of ours to rotate, and the membership handling must go on.
+            log.debug("No session rotation for %s", event.get("event_id"), exc_info=True)
