@@ -77,7 +77,10 @@ def bridge_networks(loopback_urls: list[str], signal_address: str) -> dict[str, 
         # session_dir is set by the whatsapp_bridge fixture (tests/whatsapp/conftest.py).
         "whatsapp": {"whatsapp": {"history_sync_chats": 2, "history_sync_messages": 3}},
         "signal": {"signal": {"address": signal_address, "startup_wait": 5, "request_timeout": 20}},
-        "crypto": {"loopback": {"address": one}},
+        "crypto": {
+            "loopback": {"address": one},
+            "lbtwo": {"connector": "loopback", "address": two, "display_name": "Loopback Two"},
+        },
     }
 
 

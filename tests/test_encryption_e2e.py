@@ -20,12 +20,22 @@ import pytest_asyncio
 from nio import RoomMessageText, UploadResponse
 from nio.crypto.attachments import decrypt_attachment
 
+from bridge.devtools.processes import ServiceProcess
 from bridge.devtools.synapse import LocalSynapse
 from bridge.matrix.crypto_rooms import NEW_ROOM_ENCRYPTION
 from bridge.networks.loopback.client import LoopbackClient, media_payload
 from tests.conftest import unique
 from tests.support.bridge_env import BridgeUnderTest
-from tests.support.flows import LoopbackAccount, body_of, bot_says, loopback_user
+from tests.support.flows import (
+    LoopbackAccount,
+    body_of,
+    bot_says,
+    log_in_to_loopback,
+    loopback_user,
+    sent_by,
+    wait_for_new,
+    wait_for_remote,
+)
 from tests.support.matrix_client import TestClient, make_client
 
 pytestmark = pytest.mark.synapse
@@ -405,3 +415,51 @@ async def test_logs_hold_no_plaintext_and_no_key_material(
     assert "m.room.encrypted" in logged, "the flow should have produced crypto log lines"
     for name, secret in secrets.items():
         assert secret not in logged, f"the {name} appeared in the logs"
+
+
+async def test_an_encrypted_hub_room_relays_between_networks(
+    crypto_bridge: BridgeUnderTest,
+    loopback_services: list[ServiceProcess],
+    alice: TestClient,
+) -> None:
+    admins = [LoopbackClient(service.url) for service in loopback_services[:2]]
+    try:
+        dm: str | None = None
+        chats: dict[str, tuple[LoopbackClient, LoopbackAccount, str]] = {}
+        for network, admin in zip(("loopback", "lbtwo"), admins):
+            me = await loopback_user(admin, unique("linker"), "Linker")
+            person = await loopback_user(admin, unique("person"), f"Person on {network}")
+            if dm is None:
+                dm = await log_in_over_encrypted_dm(alice, crypto_bridge, me)
+            else:
+                await log_in_to_loopback(alice, crypto_bridge, me, network=network, management_room=dm)
+            chat = (await admin.admin_create_chat("Hub chat", [me.user_id, person.user_id]))["id"]
+            chats[network] = (admin, person, chat)
+
+        room = await alice.create_room(invite=[crypto_bridge.bot_mxid], name="Encrypted hub", encrypted=True)
+        await alice.wait_for_event(
+            room, lambda e: e.source.get("type") == "m.room.member"
+            and e.source.get("state_key") == crypto_bridge.bot_mxid
+            and e.source["content"].get("membership") == "join",
+        )
+        for network, (_, _, chat) in chats.items():
+            before = len(alice.events(room))
+            await alice.send_text(room, f"!bridge link {network} {chat}")
+            await wait_for_new(
+                alice, room, lambda e: sent_by(crypto_bridge.bot_mxid)(e) and "Linked" in body_of(e), before
+            )
+
+        # A ghost's encrypted message is decrypted by the other network's portal and relayed.
+        first_admin, first_person, first_chat = chats["loopback"]
+        second_admin, _, second_chat = chats["lbtwo"]
+        await first_person.api.send_message(first_chat, "across the encrypted hub")
+        got = await alice.wait_for_event(room, text_is("across the encrypted hub"))
+        assert got.decrypted
+        await wait_for_remote(second_admin, second_chat, lambda m: "across the encrypted hub" in m["text"])
+
+        await alice.send_text(room, "to both networks")
+        for admin, _, chat in chats.values():
+            await wait_for_remote(admin, chat, lambda m: "to both networks" in (m["text"] or ""))
+    finally:
+        for admin in admins:
+            await admin.close()
