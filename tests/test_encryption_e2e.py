@@ -17,6 +17,9 @@ from typing import Any, TypeVar
 import aiohttp
 import pytest
 import pytest_asyncio
+from signedjson.key import decode_verify_key_bytes
+from signedjson.sign import verify_signed_json
+from unpaddedbase64 import decode_base64
 from nio import RoomMessageText, UploadResponse
 from nio.crypto.attachments import decrypt_attachment
 
@@ -131,12 +134,36 @@ async def raw_timeline(synapse: LocalSynapse, client: TestClient, room_id: str) 
             return list((await resp.json())["chunk"])
 
 
-async def sender_device_owns_session(client: TestClient, event: Any) -> bool:
-    """Whether the Megolm session of a decrypted event belongs to a device of its sender."""
+async def sender_device(client: TestClient, event: Any) -> str | None:
+    """The sender's device that owns the Megolm session of a decrypted event, if any."""
     client.nio.users_for_key_query.add(event.sender)
     await client.nio.keys_query()
     devices = client.nio.device_store.active_user_devices(event.sender)
-    return any(device.curve25519 == event.sender_key for device in devices)
+    return next((d.id for d in devices if d.curve25519 == event.sender_key), None)
+
+
+async def sender_device_owns_session(client: TestClient, event: Any) -> bool:
+    return await sender_device(client, event) is not None
+
+
+async def cross_signed_by_its_owner(synapse: LocalSynapse, client: TestClient, user_id: str, device_id: str) -> bool:
+    """Check, from the raw key query, that the device is signed by its user's self-signing
+    key and that key by the user's master key (signatures verified, not just present)."""
+    url = f"{synapse.url}/_matrix/client/v3/keys/query"
+    headers = {"Authorization": f"Bearer {client.nio.access_token}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        async with http.post(url, json={"device_keys": {user_id: []}}) as resp:
+            keys = await resp.json()
+
+    def verify_key(key_object: dict):
+        (key_id, public), = key_object["keys"].items()
+        return decode_verify_key_bytes(key_id, decode_base64(public))
+
+    master = keys["master_keys"][user_id]
+    self_signing = keys["self_signing_keys"][user_id]
+    verify_signed_json(self_signing, user_id, verify_key(master))
+    verify_signed_json(keys["device_keys"][user_id][device_id], user_id, verify_key(self_signing))
+    return True
 
 
 async def test_encrypted_portal_carries_messages_both_ways_and_the_server_sees_no_plaintext(
@@ -149,8 +176,11 @@ async def test_encrypted_portal_carries_messages_both_ways_and_the_server_sees_n
     got = await alice.wait_for_event(room, text_is("loopback to matrix, encrypted"))
     assert got.decrypted
     assert got.sender.startswith("@hubcrypto_loopback_")
-    # The ghost encrypts with its own device, so clients can check who sent it.
-    assert await sender_device_owns_session(alice, got)
+    # The ghost encrypts with its own device, so clients can check who sent it, and the
+    # device is cross-signed by the ghost, for clients that want signed devices only.
+    device_id = await sender_device(alice, got)
+    assert device_id is not None
+    assert await cross_signed_by_its_owner(synapse, alice, got.sender, device_id)
 
     await alice.send_text(room, "matrix to loopback, encrypted", formatted_body="<b>matrix</b> to loopback, encrypted")
     received = await loopback_gets(bob, chat, "matrix to loopback, encrypted")

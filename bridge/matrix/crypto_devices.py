@@ -21,6 +21,7 @@ import aiohttp
 from mautrix.api import HTTPAPI
 from mautrix.client import Client
 from mautrix.crypto import OlmMachine, PgCryptoStore, StateStore
+from mautrix.crypto.cross_signing_key import CrossSigningSeeds
 from mautrix.types import DeviceID, RoomID, SessionID, TrustState, UserID
 from mautrix.util.async_db import Database
 
@@ -188,8 +189,27 @@ class BridgeDevices:
         # after a crash between storing the account and uploading its keys.
         await machine.client.create_device_msc4190(device_id, self._device_name)
         await machine.share_keys(0)
+        await self._cross_sign(machine)
         log.info("Device %s of %s is ready for encrypted rooms", device_id, mxid)
         return machine
+
+    @staticmethod
+    async def _cross_sign(machine: BridgeOlmMachine) -> None:
+        """Sign the new device with a fresh cross-signing identity of its user.
+
+        Clients that only share keys with devices their owner signed ("exclude insecure
+        devices") then treat the bridge's devices like any other signed device. The
+        private keys are not kept: a later device of the same user gets a new identity
+        (appservices may replace one without interactive auth).
+        """
+        try:
+            await machine._publish_cross_signing_keys(CrossSigningSeeds.generate().to_keys())
+            await machine.sign_own_device(machine.own_identity)
+        except Exception:
+            log.warning("Could not cross-sign the device of %s; it works unsigned",
+                        machine.client.mxid, exc_info=True)
+        finally:
+            machine._cross_signing_private_keys = None
 
     def _machine_for(
         self, mxid: UserID, store: BridgeCryptoStore, device_id: DeviceID
