@@ -20,11 +20,11 @@ import olm
 import pytest
 import pytest_asyncio
 from mautrix.crypto import OlmAccount, PgCryptoStore
-from mautrix.crypto.sessions import OutboundGroupSession
+from mautrix.crypto.sessions import InboundGroupSession, OutboundGroupSession
 from mautrix.types import RoomID
 
 from bridge.db import BridgeDatabase
-from bridge.matrix.crypto_devices import BridgeCryptoStore
+from bridge.matrix.crypto_devices import BridgeCryptoStore, BridgeDevices
 from bridge.matrix.crypto_late import LateKeys, WaitingEvent
 
 POSTGRES_ENV = "BRIDGE_TEST_POSTGRES"
@@ -108,6 +108,28 @@ async def test_invalidating_a_room_session_applies_to_every_account(db_uri: str)
 
         assert not any([await s.get_outbound_group_session(ROOM) for s in stores])
         assert await stores[0].get_outbound_group_session(other_room) is not None
+
+
+async def test_a_room_key_is_found_whichever_of_our_accounts_holds_it(db_uri: str) -> None:
+    async with opened(db_uri) as db:
+        holder = BridgeCryptoStore("@ghost:test.local", PICKLE_KEY, db.db)
+        account = OlmAccount()
+        await holder.put_account(account)
+        outbound = OutboundGroupSession(ROOM)
+        inbound = InboundGroupSession(
+            session_key=outbound.session_key,
+            signing_key=account.signing_key,
+            sender_key=account.identity_key,
+            room_id=ROOM,
+        )
+        await holder.put_group_session(ROOM, account.identity_key, inbound.id, inbound)
+        devices = BridgeDevices(
+            db=db.db, homeserver="http://127.0.0.1:9", as_token="unused", pickle_key=PICKLE_KEY,
+            device_name="test", state=None, on_room_key=lambda _: None,  # type: ignore[arg-type]
+        )
+        assert await devices.account_with_session(ROOM, inbound.id) == "@ghost:test.local"
+        assert await devices.account_with_session(RoomID("!elsewhere:test.local"), inbound.id) is None
+        assert await devices.account_with_session(ROOM, "no such session") is None
 
 
 async def test_waiting_events_are_stored_by_id_only(db_uri: str) -> None:

@@ -136,6 +136,11 @@ class BridgeCrypto:
         """Upgrade the crypto tables, make the bot's device ready, resume waiting events."""
         self._handle_decrypted = handle_decrypted
         await PgCryptoStore.upgrade_table.upgrade(self._db)
+        # Decryption looks sessions up by id across all our accounts (see _decrypt).
+        await self._db.execute(
+            "CREATE INDEX IF NOT EXISTS hub_megolm_inbound_session_id_idx "
+            "ON crypto_megolm_inbound_session (session_id)"
+        )
         await self.devices.start()
         self._bot = await self.devices.machine(self._matrix.bot_mxid)
         self._ready.set()
