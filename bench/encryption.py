@@ -11,7 +11,10 @@ for an unencrypted and an encrypted portal measures both directions:
 Both sides of every message are real: the homeserver, the bridge's crypto (python-olm)
 and the client's (vodozemac). Prints one JSON object.
 
-    python bench/encryption.py [--messages 100]
+    python bench/encryption.py [--messages 100] [--rounds 5]
+
+The two rooms take turns (``--rounds``), so load from elsewhere on the machine hits both
+alike.
 """
 
 from __future__ import annotations
@@ -69,26 +72,42 @@ async def matrix_to_loopback(
     return n / (time.perf_counter() - start)
 
 
-async def measure(client: TestClient, env: BridgeUnderTest, loopback: LoopbackClient,
-                  n: int, tag: str) -> dict[str, Any]:
+async def prepare(client: TestClient, env: BridgeUnderTest, loopback: LoopbackClient, tag: str):
     counter = iter(range(1_000_000))
     portal = await setup_portal(client, env, loopback, lambda p: f"{p}-{tag}-{next(counter)}")
-    encrypted = bool(client.nio.rooms[portal.room_id].encrypted)
     # One warm-up message each way: devices, Olm and Megolm sessions are set up here.
     await loopback_to_matrix(client, portal.room_id, portal.bob, portal.chat_id, 1, f"{tag} warm")
     await matrix_to_loopback(client, portal.room_id, loopback, portal.chat_id, 1, f"{tag} warm")
+    return portal
+
+
+async def measure_rounds(portals: dict, loopback: LoopbackClient, n: int, rounds: int) -> dict:
+    """Alternate the rooms round by round, so load from elsewhere hits both alike."""
+    per_round = max(1, n // rounds)
+    seconds = {(tag, way): 0.0 for tag in portals for way in ("in", "out")}
+    for round_no in range(rounds):
+        for tag, (client, portal) in portals.items():
+            label = f"{tag} r{round_no}"
+            rate = await loopback_to_matrix(
+                client, portal.room_id, portal.bob, portal.chat_id, per_round, label
+            )
+            seconds[(tag, "in")] += per_round / rate
+            rate = await matrix_to_loopback(
+                client, portal.room_id, loopback, portal.chat_id, per_round, label
+            )
+            seconds[(tag, "out")] += per_round / rate
+    total = per_round * rounds
     return {
-        "room_encrypted": encrypted,
-        "loopback_to_matrix_per_s": round(
-            await loopback_to_matrix(client, portal.room_id, portal.bob, portal.chat_id, n, tag), 1
-        ),
-        "matrix_to_loopback_per_s": round(
-            await matrix_to_loopback(client, portal.room_id, loopback, portal.chat_id, n, tag), 1
-        ),
+        tag: {
+            "room_encrypted": bool(client.nio.rooms[portal.room_id].encrypted),
+            "loopback_to_matrix_per_s": round(total / seconds[(tag, "in")], 1),
+            "matrix_to_loopback_per_s": round(total / seconds[(tag, "out")], 1),
+        }
+        for tag, (client, portal) in portals.items()
     }
 
 
-async def run(n: int, workdir: Path) -> dict[str, Any]:
+async def run(n: int, rounds: int, workdir: Path) -> dict[str, Any]:
     loopback_service = await start_loopback_service(log_path=workdir / "loopback.log")
     synapse_port = free_port()
     env = BridgeUnderTest(
@@ -106,16 +125,18 @@ async def run(n: int, workdir: Path) -> dict[str, Any]:
     clients: list[TestClient] = []
     try:
         bridge = await env.start()
-        results = {}
+        portals = {}
         for tag, encrypted in (("plain", False), ("encrypted", True)):
             bridge.config.encryption.default = encrypted
             client = await make_client(synapse, f"bench-{tag}", workdir / tag, encryption=True)
             clients.append(client)
             env.allow(client.user_id, "user")
-            results[tag] = await measure(client, env, loopback, n, tag)
+            portals[tag] = (client, await prepare(client, env, loopback, tag))
+        results = await measure_rounds(portals, loopback, n, rounds)
         return {
             "benchmark": "encryption",
-            "messages": n,
+            "messages": max(1, n // rounds) * rounds,
+            "rounds": rounds,
             "unencrypted": results["plain"],
             "encrypted": results["encrypted"],
             "encrypted_vs_unencrypted": {
@@ -135,10 +156,11 @@ async def run(n: int, workdir: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--messages", type=int, default=100, help="messages per direction")
+    parser.add_argument("--rounds", type=int, default=5, help="alternations of the two rooms")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="bench-encryption-") as tmp:
-        result = asyncio.run(run(args.messages, Path(tmp)))
+        result = asyncio.run(run(args.messages, args.rounds, Path(tmp)))
     print(json.dumps(result, indent=2))
 
 

@@ -22,6 +22,7 @@ from mautrix.api import HTTPAPI
 from mautrix.client import Client
 from mautrix.crypto import OlmMachine, PgCryptoStore, StateStore
 from mautrix.crypto.cross_signing_key import CrossSigningSeeds
+from mautrix.crypto.sessions import InboundGroupSession
 from mautrix.types import DeviceID, RoomID, SessionID, TrustState, UserID
 from mautrix.util.async_db import Database
 
@@ -80,6 +81,13 @@ class BridgeOlmMachine(OlmMachine):
         # share keys with every device that is not blacklisted.
         self.send_keys_min_trust = TrustState.UNVERIFIED
         self.share_keys_min_trust = TrustState.UNVERIFIED
+
+    async def _ratchet_session(self, sess: InboundGroupSession, index: int) -> None:
+        # mautrix records each decrypted index in the session and writes the session back,
+        # on every message, for the sake of deleting used keys, which the bridge leaves
+        # off (members may still want old keys). Skipping it saves a write per message.
+        if self.ratchet_keys_on_decrypt or self.delete_fully_used_keys_on_decrypt:
+            await super()._ratchet_session(sess, index)
 
     def _mark_session_received(self, session_id: SessionID) -> None:
         super()._mark_session_received(session_id)
