@@ -81,23 +81,24 @@ def bridge_networks(loopback_urls: list[str], signal_address: str) -> dict[str, 
             "loopback": {"address": one},
             "lbtwo": {"connector": "loopback", "address": two, "display_name": "Loopback Two"},
         },
+        # The encrypting bridge on PostgreSQL (database made by the crypto_pg_bridge fixture).
+        "cryptopg": {"loopback": {"address": one}},
     }
 
 
 def bridge_settings() -> dict[str, dict[str, dict]]:
     """Config sections beyond the networks, by bridge name."""
-    return {
-        "crypto": {
-            "encryption": {
-                "allow": True,
-                "default": True,
-                "pickle_key": "test pickle key, not a secret",
-                # Short, so the late-key tests see the whole wait-ask-tell cycle quickly.
-                "key_wait_seconds": 0.5,
-                "key_give_up_seconds": 2,
-            }
-        },
+    encryption = {
+        "encryption": {
+            "allow": True,
+            "default": True,
+            "pickle_key": "test pickle key, not a secret",
+            # Short, so the late-key tests see the whole wait-ask-tell cycle quickly.
+            "key_wait_seconds": 0.5,
+            "key_give_up_seconds": 2,
+        }
     }
+    return {"crypto": encryption, "cryptopg": encryption}
 
 
 @pytest.fixture(scope="session")

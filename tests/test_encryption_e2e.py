@@ -23,6 +23,7 @@ from unpaddedbase64 import decode_base64
 from nio import RoomMessageText, UploadResponse
 from nio.crypto.attachments import decrypt_attachment
 
+from bridge.devtools.postgres import fresh_postgres_database
 from bridge.devtools.processes import ServiceProcess
 from bridge.devtools.synapse import LocalSynapse
 from bridge.matrix.crypto_rooms import NEW_ROOM_ENCRYPTION
@@ -40,6 +41,7 @@ from tests.support.flows import (
     wait_for_remote,
 )
 from tests.support.matrix_client import TestClient, make_client
+from tests.support.postgres import postgres_server_url
 
 pytestmark = pytest.mark.synapse
 
@@ -57,6 +59,22 @@ async def crypto_bridge(
         yield env
     finally:
         await env.stop()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def crypto_pg_bridge(
+    synapse: LocalSynapse, bridge_envs: dict[str, BridgeUnderTest]
+) -> AsyncIterator[BridgeUnderTest]:
+    """The same encrypting bridge with its database, crypto store included, on PostgreSQL."""
+    env = bridge_envs["cryptopg"]
+    async with fresh_postgres_database(postgres_server_url()) as uri:
+        env.db_uri = uri
+        env.write_config()
+        await env.start()
+        try:
+            yield env
+        finally:
+            await env.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -493,3 +511,17 @@ async def test_an_encrypted_hub_room_relays_between_networks(
     finally:
         for admin in admins:
             await admin.close()
+
+
+async def test_on_postgresql_an_encrypted_portal_works_both_ways_across_a_restart(
+    crypto_pg_bridge: BridgeUnderTest, loopback: LoopbackClient, alice: TestClient
+) -> None:
+    chat, room, bob, dm = await encrypted_portal(alice, crypto_pg_bridge, loopback, "PG club")
+    await alice.send_text(room, "matrix before the restart")
+    await loopback_gets(bob, chat, "matrix before the restart")
+    await crypto_pg_bridge.restart()
+    await bob.api.send_message(chat, "loopback after the restart")
+    got = await alice.wait_for_event(room, text_is("loopback after the restart"))
+    assert got.decrypted and await sender_device_owns_session(alice, got)
+    await alice.send_text(room, "matrix after the restart")
+    await loopback_gets(bob, chat, "matrix after the restart")

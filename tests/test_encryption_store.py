@@ -1,21 +1,16 @@
 """The crypto store in the bridge's database (SQLite and PostgreSQL), and late-key waiting.
 
 Each store test runs on a fresh SQLite file and on a fresh PostgreSQL database
-(``BRIDGE_TEST_POSTGRES``; required in CI).
+(``BRIDGE_TEST_POSTGRES``; required in CI, see tests/support/postgres.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
-
-import asyncpg
 import olm
 import pytest
 import pytest_asyncio
@@ -24,30 +19,13 @@ from mautrix.crypto.sessions import InboundGroupSession, OutboundGroupSession
 from mautrix.types import RoomID
 
 from bridge.db import BridgeDatabase
+from bridge.devtools.postgres import fresh_postgres_database
 from bridge.matrix.crypto_devices import BridgeCryptoStore, BridgeDevices
 from bridge.matrix.crypto_late import LateKeys, WaitingEvent
+from tests.support.postgres import postgres_server_url
 
-POSTGRES_ENV = "BRIDGE_TEST_POSTGRES"
 PICKLE_KEY = "a pickle key for tests only"
 ROOM = RoomID("!room:test.local")
-
-
-@asynccontextmanager
-async def fresh_postgres(base_url: str) -> AsyncIterator[str]:
-    name = f"hub_crypto_test_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(base_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield urlunsplit(urlsplit(base_url)._replace(path=f"/{name}"))
-    finally:
-        admin = await asyncpg.connect(base_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -55,12 +33,7 @@ async def db_uri(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     if request.param == "sqlite":
         yield f"sqlite:{tmp_path / 'bridge.db'}"
         return
-    base = os.environ.get(POSTGRES_ENV)
-    if not base:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{POSTGRES_ENV} must point at a PostgreSQL server in CI")
-        pytest.skip(f"{POSTGRES_ENV} is not set: no PostgreSQL to test on")
-    async with fresh_postgres(base) as url:
+    async with fresh_postgres_database(postgres_server_url()) as url:
         yield url
 
 
