@@ -45,7 +45,7 @@ def build_registration(config: Config, existing: dict[str, Any] | None = None) -
         {"regex": ghosts.namespace_regex(name), "exclusive": True}
         for name in config.enabled_networks
     ]
-    return {
+    registration = {
         "id": config.appservice.id,
         "url": config.appservice.address,
         "as_token": existing.get("as_token") or secrets.token_urlsafe(32),
@@ -57,6 +57,13 @@ def build_registration(config: Config, existing: dict[str, Any] | None = None) -
         "receive_ephemeral": True,
         "de.sorunome.msc2409.push_ephemeral": True,
     }
+    if config.encryption.allow:
+        # Appservice-mode encryption: to-device events (MSC2409, sent to appservices that
+        # receive ephemeral events), device lists and one-time key counts (MSC3202) come in
+        # transactions, and the bridge creates its users' devices itself (MSC4190).
+        registration["org.matrix.msc3202"] = True
+        registration["io.element.msc4190"] = True
+    return registration
 
 
 def double_puppet_path(main: Path) -> Path:
@@ -118,6 +125,14 @@ def load_registration(config: Config) -> Registration:
             f"{path}: sender_localpart is {data['sender_localpart']!r} but "
             f"'appservice.bot_username' is {config.appservice.bot_username!r}: "
             "generate the registration again"
+        )
+    if config.encryption.allow and not (
+        data.get("org.matrix.msc3202") is True and data.get("io.element.msc4190") is True
+    ):
+        raise ConfigError(
+            f"{path}: 'encryption.allow' is on but the registration lacks the settings "
+            "appservice-mode encryption needs: generate the registration again and restart "
+            "the homeserver (see docs/encryption.md)"
         )
     puppet_token = None
     if config.bridge.double_puppet:

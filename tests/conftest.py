@@ -77,7 +77,28 @@ def bridge_networks(loopback_urls: list[str], signal_address: str) -> dict[str, 
         # session_dir is set by the whatsapp_bridge fixture (tests/whatsapp/conftest.py).
         "whatsapp": {"whatsapp": {"history_sync_chats": 2, "history_sync_messages": 3}},
         "signal": {"signal": {"address": signal_address, "startup_wait": 5, "request_timeout": 20}},
+        "crypto": {
+            "loopback": {"address": one},
+            "lbtwo": {"connector": "loopback", "address": two, "display_name": "Loopback Two"},
+        },
+        # The encrypting bridge on PostgreSQL (database made by the crypto_pg_bridge fixture).
+        "cryptopg": {"loopback": {"address": one}},
     }
+
+
+def bridge_settings() -> dict[str, dict[str, dict]]:
+    """Config sections beyond the networks, by bridge name."""
+    encryption = {
+        "encryption": {
+            "allow": True,
+            "default": True,
+            "pickle_key": "test pickle key, not a secret",
+            # Short, so the late-key tests see the whole wait-ask-tell cycle quickly.
+            "key_wait_seconds": 0.5,
+            "key_give_up_seconds": 2,
+        }
+    }
+    return {"crypto": encryption, "cryptopg": encryption}
 
 
 @pytest.fixture(scope="session")
@@ -107,6 +128,7 @@ def bridge_envs(
             bot_username=f"hubbridge{suffix}",
             ghost_prefix="hub_" if name == "main" else f"hub{name}_",
             double_puppet=name == "main",
+            settings=bridge_settings().get(name, {}),
         )
         env.write_files()
         envs[name] = env

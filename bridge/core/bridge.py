@@ -11,6 +11,7 @@ from ..db import BridgeDatabase, is_transient_db_error
 from ..logs import silence_leaky_libraries
 from ..matrix.api import MatrixAPI, MatrixError, is_transient
 from ..matrix.appservice import AppserviceServer
+from ..matrix.crypto import BridgeCrypto
 from ..matrix.ids import GhostIDs
 from ..networks.registry import connector_class
 from ..registration import load_registration
@@ -63,6 +64,7 @@ class Bridge:
         self.remote = RemoteHandler(self.ctx)
         self.outgoing = OutgoingHandler(self.ctx)
         self.inbox = MatrixInbox(self.ctx, self.remote, self.outgoing)
+        self.crypto = self._create_crypto(registration.as_token)
         self.server = AppserviceServer(
             registration.hs_token,
             self.inbox.accept_transaction,
@@ -87,6 +89,21 @@ class Bridge:
             connectors[NetworkID(name)] = cls(net_config, self, NetworkID(name))
         return connectors
 
+    def _create_crypto(self, as_token: str) -> BridgeCrypto | None:
+        if not self.config.encryption.allow:
+            return None
+        bot = self.matrix.bot_mxid
+        crypto = BridgeCrypto(
+            self.config.encryption,
+            self.matrix,
+            self.db.db,
+            as_token=as_token,
+            is_ours=lambda mxid: mxid == bot or self.ctx.ghost_ids.parse(mxid) is not None,
+            device_name=self.config.appservice.bot_displayname,
+        )
+        self.matrix.crypto = crypto
+        return crypto
+
     async def _user_exists(self, user_id: str) -> bool:
         ghost = self.ctx.ghost_ids.parse(user_id)
         return ghost is not None and ghost.network in self.connectors
@@ -95,6 +112,8 @@ class Bridge:
         await self.db.start()
         await self.matrix.start()
         await self._prepare_bot()
+        if self.crypto is not None:
+            await self.crypto.start(self.inbox.handle_event)
         for connector in self.connectors.values():
             await connector.start()
         await self.ctx.logins.restore_all()
@@ -143,6 +162,8 @@ class Bridge:
         self.ctx.queues.close()
         for connector in self.connectors.values():
             await connector.stop()
+        if self.crypto is not None:
+            await self.crypto.stop()
         await self.matrix.stop()
         await self.db.stop()
 
@@ -237,8 +258,11 @@ class Bridge:
         await show_login_step(ctx, step)
 
     def status(self) -> dict[str, Any]:
-        return {
+        status = {
             "networks": list(self.connectors),
             "logins": len(self.ctx.logins.all()),
             "queued": self.ctx.queues.total_depth,
         }
+        if self.crypto is not None:
+            status["encryption"] = self.crypto.status()
+        return status

@@ -195,7 +195,9 @@ class RemoteHandler:
             data = await media.fetch()
             if len(data) > self.ctx.max_media_bytes:
                 return self._too_big(content, media.file_name, len(data))
-            media_mxc = await self.ctx.matrix.upload(data, media.mime_type, media.file_name)
+            media_mxc = await self.ctx.matrix.upload(
+                data, media.mime_type, media.file_name, room_id=portal.room_id
+            )
             size = len(data)
         return mx.build_message(
             content,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from mautrix.api import Method, Path
@@ -18,6 +18,10 @@ from mautrix.errors import MatrixConnectionError, MatrixRequestError, MForbidden
 from mautrix.types import ContentURI, EventType, RoomCreatePreset, StateEvent
 
 from ..core.ids import EventID, RoomID, UserID
+from .crypto_media import decrypt_file
+
+if TYPE_CHECKING:
+    from .crypto import BridgeCrypto
 
 log = logging.getLogger("bridge.matrix")
 
@@ -72,6 +76,8 @@ class MatrixAPI:
         self._api: AppServiceAPI | None = None
         self._puppet_api: AppServiceAPI | None = None
         self._puppets: set[str] = set()
+        self.crypto: BridgeCrypto | None = None
+        """Set when encryption is allowed: events for encrypted rooms are encrypted."""
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(
@@ -174,6 +180,9 @@ class MatrixAPI:
         ]
         if avatar_mxc:
             state.append({"type": "m.room.avatar", "state_key": "", "content": {"url": avatar_mxc}})
+        encryption = self.crypto.new_room_encryption() if self.crypto else None
+        if encryption:
+            state.append({"type": "m.room.encryption", "state_key": "", "content": encryption})
         power = {
             # The bot creates the room, so it has full power already (in room version 12
             # creators may not even be listed).
@@ -192,6 +201,8 @@ class MatrixAPI:
             power_level_override=power,
         )
         await self.state_store.joined(room_id, self.bot_mxid)
+        if encryption and self.crypto:
+            await self.crypto.rooms.remember_encrypted(room_id, encryption)
         return RoomID(room_id)
 
     async def join(self, room_id: str, mxid: str) -> None:
@@ -235,6 +246,10 @@ class MatrixAPI:
             kwargs["timestamp"] = timestamp_ms
         try:
             await intent.ensure_joined(room_id)
+            if self.crypto is not None:
+                event_type, content = await self.crypto.encrypt_if_needed(
+                    room_id, sender, event_type, content
+                )
             return EventID(
                 await intent.send_message_event(
                     room_id, EventType.find(event_type), content, txn_id=txn_id, **kwargs
@@ -286,11 +301,22 @@ class MatrixAPI:
     async def set_room_avatar(self, room_id: str, mxc: str) -> None:
         await self.bot.set_room_avatar(room_id, ContentURI(mxc))
 
-    async def upload(self, data: bytes, mime_type: str, file_name: str) -> str:
+    async def upload(
+        self, data: bytes, mime_type: str, file_name: str, *, room_id: str | None = None
+    ) -> str:
+        """Upload media; for an encrypted ``room_id`` only ciphertext (the key goes in the event)."""
+        if room_id is not None and self.crypto is not None:
+            if await self.crypto.rooms.is_encrypted(RoomID(room_id)):
+                ciphertext, file_info = await self.crypto.uploads.encrypt(data)
+                mxc = str(await self.bot.upload_media(ciphertext, mime_type="application/octet-stream"))
+                self.crypto.uploads.remember(mxc, file_info)
+                return mxc
         return str(await self.bot.upload_media(data, mime_type=mime_type, filename=file_name))
 
-    async def download(self, mxc: str) -> bytes:
-        return await self.bot.download_media(ContentURI(mxc))
+    async def download(self, mxc: str, *, encrypted_file: dict[str, Any] | None = None) -> bytes:
+        """Download media; an encrypted attachment (its ``file`` object given) is decrypted."""
+        data = await self.bot.download_media(ContentURI(mxc))
+        return await decrypt_file(data, encrypted_file) if encrypted_file is not None else data
 
     async def find_recent_event(
         self, room_id: str, key: str, value: str, limit: int = 200

@@ -34,6 +34,8 @@ class BridgeUnderTest:
     port: int = field(default_factory=free_port)
     permissions: dict[str, str] = field(default_factory=lambda: {"@admin:localhost": "admin"})
     double_puppet: bool = False
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Extra config sections (e.g. ``encryption``), merged over the defaults below."""
     bridge: Bridge | None = None
     registration_files: list[Path] = field(default_factory=list)
 
@@ -81,6 +83,8 @@ class BridgeUnderTest:
             "logging": {"level": "DEBUG"},
             "networks": self.networks,
         }
+        for section, values in self.settings.items():
+            config[section] = {**config.get(section, {}), **values}
         self.config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
 
     def allow(self, user_id: str, level: str = "user") -> None:

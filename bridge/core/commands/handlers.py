@@ -74,8 +74,12 @@ class Command:
 
 async def cmd_ping(ctx: CommandContext) -> None:
     logins = ctx.bridge.logins.of_user(ctx.sender)
+    crypto = ctx.bridge.matrix.crypto
+    encryption = f"\n{crypto.status_line()}" if crypto is not None else ""
     if not logins:
-        await ctx.reply(f"The bridge is running. You have no logins: '{ctx.prefix} login <network>'.")
+        await ctx.reply(
+            f"The bridge is running. You have no logins: '{ctx.prefix} login <network>'.{encryption}"
+        )
         return
     lines = ["The bridge is running. Your logins:"]
     for login in logins:
@@ -85,7 +89,7 @@ async def cmd_ping(ctx: CommandContext) -> None:
         if record.error:
             state += f" ({record.error})"
         lines.append(f"  {name}: {record.remote_name or record.login_id} - {state}")
-    await ctx.reply("\n".join(lines))
+    await ctx.reply("\n".join(lines) + encryption)
 
 
 async def cmd_logins(ctx: CommandContext) -> None:
