@@ -140,12 +140,20 @@ async def _network_texts(admin: LoopbackClient, chat: str, sender: str) -> list[
         before = page[0]["id"]
 
 
-def _tally(expected: list[str], seen: list[str]) -> dict[str, int]:
+def _tally(expected: list[str], seen: list[str]) -> dict:
     counts = Counter(seen)
-    return {
-        "lost": sum(1 for body in expected if counts[body] == 0),
-        "doubled": sum(counts[body] - 1 for body in expected if counts[body] > 1),
+    missing = [body for body in expected if counts[body] == 0]
+    doubled = [body for body in expected if counts[body] > 1]
+    result: dict = {
+        "lost": len(missing),
+        "doubled": sum(counts[body] - 1 for body in doubled),
     }
+    # Name the first few, so a failed run can be traced in the logs it leaves behind.
+    if missing:
+        result["missing_examples"] = missing[:10]
+    if doubled:
+        result["doubled_examples"] = doubled[:10]
+    return result
 
 
 async def run(messages: int, kills: int, outage: float, db: str, rate: float, seed: int,
