@@ -83,11 +83,13 @@ class Bridge:
     async def start(self) -> None:
         await self.db.start()
         await self.matrix.start()
-        await self.server.start(self.config.appservice.hostname, self.config.appservice.port)
         await self._prepare_bot()
         for connector in self.connectors.values():
             await connector.start()
         await self.ctx.logins.restore_all()
+        # Listen last: a transaction handled before the logins are back would be refused
+        # ("not logged in") instead of waiting for the homeserver's retry.
+        await self.server.start(self.config.appservice.hostname, self.config.appservice.port)
         log.info("Bridge started with networks: %s", ", ".join(self.connectors) or "none")
 
     async def _prepare_bot(self) -> None:
