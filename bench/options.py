@@ -16,6 +16,9 @@ class BenchOptions:
     """N: messages per measurement (each flood and each rate-controlled run)."""
     rate: float = 100.0
     """Messages per second of the latency runs."""
+    latency_seconds: float = 60.0
+    """A latency run sends at most ``rate * latency_seconds`` messages (bounds the run
+    time when the rate had to be lowered to the homeserver's ceiling)."""
     rounds: int = 3
     """The floods are split into this many rounds, (a) and (b) alternating."""
     no_rate_cap: bool = False
@@ -50,6 +53,8 @@ def parse_options(argv: list[str] | None = None) -> BenchOptions:
                         help=f"messages per measurement (default {d.messages})")
     parser.add_argument("--rate", type=float, default=d.rate,
                         help=f"messages/s of the latency runs (default {d.rate:g})")
+    parser.add_argument("--latency-seconds", type=float, default=d.latency_seconds,
+                        help="longest a latency run may send for (default 60)")
     parser.add_argument("--rounds", type=int, default=d.rounds,
                         help="split each flood into this many rounds (default 3)")
     parser.add_argument("--no-rate-cap", action="store_true",
@@ -86,6 +91,7 @@ def parse_options(argv: list[str] | None = None) -> BenchOptions:
         messages=args.messages,
         rate=args.rate,
         rounds=args.rounds,
+        latency_seconds=args.latency_seconds,
         no_rate_cap=args.no_rate_cap,
         synapse_postgres=args.synapse_postgres,
         chats=args.chats,

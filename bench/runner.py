@@ -73,6 +73,7 @@ async def run(opts: BenchOptions) -> dict[str, Any]:
         "load_average_at_start": list(os.getloadavg()),
         "options": {
             "messages": opts.messages, "rate": opts.rate, "rounds": opts.rounds,
+            "latency_seconds": opts.latency_seconds,
             "chats": opts.chats, "senders": opts.senders, "portals": opts.portals,
             "ghosts": opts.ghosts, "db_messages": opts.db_messages,
             "synapse_database": "postgres" if opts.synapse_postgres else "sqlite",
@@ -127,16 +128,19 @@ async def _run_stages(stack: BenchStack, opts: BenchOptions, result: dict[str, A
                 f"the homeserver's own ceiling here is {ceiling_rate} msg/s, so the latency "
                 f"runs use {rate:g} msg/s (half of it) instead of the requested {opts.rate:g}")
     result["latency_rate_msgs_per_s"] = rate
+    latency_n = max(1, min(n, int(rate * opts.latency_seconds)))
+    result["latency_messages"] = latency_n
     if "a" in stages:
-        result["a_ceiling"]["latency"] = await ceiling.latency(stack, n, rate, timeout)
+        result["a_ceiling"]["latency"] = await ceiling.latency(stack, latency_n, rate, timeout)
     if "b" in stages:
         result["b_network_to_matrix"] = combine(b_rounds)
         result["b_network_to_matrix"]["latency"] = await remote_to_matrix.latency(
-            stack, n, rate, timeout)
+            stack, latency_n, rate, timeout)
         assert stack.bridge is not None
         result["b_network_to_matrix"]["bridge_rss_mib"] = stack.bridge.rss_mib()[0]
     if "c" in stages:
-        c: dict[str, Any] = {"latency": await matrix_to_remote.latency(stack, n, rate, timeout)}
+        c: dict[str, Any] = {
+            "latency": await matrix_to_remote.latency(stack, latency_n, rate, timeout)}
         since = time.perf_counter()
         c_rounds = [await matrix_to_remote.flood_round(stack, count, f"cflood{r}", timeout)
                     for r, count in enumerate(_split(n, opts.rounds))]

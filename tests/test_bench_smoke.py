@@ -28,6 +28,7 @@ async def test_bench_command_prints_every_stage_and_the_ratios(tmp_path: Path) -
     for stage in ("a_ceiling", "b_network_to_matrix", "c_matrix_to_network"):
         assert result[stage]["throughput_msgs_per_s"] > 0
         assert result[stage]["messages"] == 24
+    assert result["latency_messages"] == 24
     assert result["b_network_to_matrix"]["latency"]["end_to_end"]["n"] == 24
     assert result["b_network_to_matrix"]["latency"]["bridge_added"]["n"] == 24
     c = result["c_matrix_to_network"]["latency"]
