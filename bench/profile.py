@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .stack import BenchStack, StackOptions
+from .stack import BenchStack
 from .stages import matrix_to_remote, remote_to_matrix
 
 

@@ -11,8 +11,8 @@ from ..load import flood, send_at_rate
 from ..matrix_http import bench_body
 from ..stack import BenchStack
 from ..stats import summarize_ms
-from .common import FloodResult
 from ..txn_proxy import TxnTiming
+from .common import FloodResult
 
 
 class _Sender:

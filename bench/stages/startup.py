@@ -15,7 +15,6 @@ import contextlib
 import shutil
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
