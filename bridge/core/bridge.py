@@ -118,6 +118,8 @@ class Bridge:
             await connector.start()
         await self.ctx.logins.restore_all()
         await self.inbox.start()
+        # Listen last: a transaction handled before the logins are back would be refused
+        # ("not logged in") instead of waiting for the homeserver's retry.
         await self.server.start(self.config.appservice.hostname, self.config.appservice.port)
         self._housekeeping = asyncio.create_task(housekeeping.run_forever(self.ctx))
         log.info("Bridge started with networks: %s", ", ".join(self.connectors) or "none")
