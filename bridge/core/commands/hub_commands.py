@@ -28,6 +28,18 @@ async def _require_room_moderator(ctx: CommandContext) -> bool:
     return allowed
 
 
+async def _serves(ctx: CommandContext, network: str) -> bool:
+    """Whether this bridge serves ``network``. In a shared room another bridge process may
+    serve it (scale-out), so an unknown network is answered only in the management room."""
+    if network in ctx.bridge.logins.connectors:
+        return True
+    if ctx.is_management:
+        await ctx.reply(f"Unknown network: {network}")
+    else:
+        log.debug("Ignoring a command for %s, which another bridge may serve", network)
+    return False
+
+
 def _usage(ctx: CommandContext, name: str) -> str:
     return f"Usage: {ctx.prefix} {name} <network> <chat id>"
 
@@ -36,14 +48,12 @@ async def cmd_link(ctx: CommandContext) -> None:
     if len(ctx.args) != 2:
         await ctx.reply(_usage(ctx, "link"))
         return
+    network, chat_id = ctx.args[0].lower(), RemoteChatID(ctx.args[1])
+    if not await _serves(ctx, network):
+        return
     if not await _require_room_moderator(ctx):
         return
-    network, chat_id = ctx.args[0].lower(), RemoteChatID(ctx.args[1])
-    try:
-        connector = ctx.bridge.logins.connector(network)
-    except KeyError as e:
-        await ctx.reply(f"Unknown network: {e.args[0]}")
-        return
+    connector = ctx.bridge.logins.connector(network)
     logins = [l for l in ctx.bridge.logins.of_user(ctx.sender, network)
               if l.record.state == LoginState.CONNECTED]
     if not logins:
@@ -92,6 +102,8 @@ async def cmd_link(ctx: CommandContext) -> None:
 async def cmd_unlink(ctx: CommandContext) -> None:
     if len(ctx.args) != 2:
         await ctx.reply(_usage(ctx, "unlink"))
+        return
+    if not await _serves(ctx, ctx.args[0].lower()):
         return
     if not await _require_room_moderator(ctx):
         return
