@@ -48,7 +48,7 @@ def supported_range() -> tuple[Version, Version]:
 
 def installed_version(target: Path) -> Version | None:
     for info in target.glob("[Tt]elethon-*.dist-info"):
-        return Version(info.name.split("-")[1].removesuffix(".dist-info"))
+        return Version(info.name.removesuffix(".dist-info").split("-")[1])
     return None
 
 
