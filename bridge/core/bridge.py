@@ -218,7 +218,12 @@ class Bridge:
         record = login.record
         previous = record.state
         record.state, record.error = state, error
-        await self.db.logins.set_state(record.network, record.login_id, state, error)
+        try:
+            await self.db.logins.set_state(record.network, record.login_id, state, error)
+        except Exception:
+            # Reporting a state must never break the connector that reports it (its
+            # reconnect loop would die); the state is kept in memory and saved next time.
+            log.warning("Could not store the state of login %s", record.login_id, exc_info=True)
         if previous == state:
             return
         log.info("Login %s on %s is now %s%s", record.login_id, record.network, state.value,

@@ -22,7 +22,8 @@ def is_transient_db_error(error: BaseException) -> bool:
     import asyncpg
 
     if isinstance(error, (asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                          asyncpg.exceptions.CannotConnectNowError, ConnectionError, OSError)):
+                          asyncpg.InternalClientError, asyncpg.exceptions.CannotConnectNowError,
+                          ConnectionError, OSError)):
         return True
     if isinstance(error, asyncpg.PostgresError):
         # Class 08 (connection exception) and 57P (operator intervention: shutdown).
@@ -34,7 +35,11 @@ def is_transient_db_error(error: BaseException) -> bool:
 class BridgeDatabase:
     def __init__(self, uri: str, *, max_connections: int = 10) -> None:
         self.uri = uri
-        db_args = {} if uri.startswith("sqlite") else {"min_size": 1, "max_size": max_connections}
+        db_args: dict = {}
+        if not uri.startswith("sqlite"):
+            # mautrix exits the process on asyncpg's "internal client error", which a
+            # connection cut by a PostgreSQL restart can cause; we retry instead.
+            db_args = {"min_size": 1, "max_size": max_connections, "meow_exit_on_ice": False}
         self.db = Database.create(
             uri,
             upgrade_table=upgrade_table,

@@ -204,7 +204,10 @@ class LoopbackLogin(NetworkLogin):
                 backoff = min(backoff * 2, 30)
 
     async def _pause(self, reason: str, backoff: float) -> bool:
-        await self.connector.host.set_login_state(self, LoginState.TRANSIENT_ERROR, reason)
+        try:
+            await self.connector.host.set_login_state(self, LoginState.TRANSIENT_ERROR, reason)
+        except Exception:
+            log.warning("Could not report the login's state", exc_info=True)
         # Jitter keeps many logins from reconnecting in lockstep.
         await asyncio.sleep(backoff * random.uniform(0.5, 1.5))
         return False
