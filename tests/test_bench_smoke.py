@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 
-from tests.conftest import postgres_url
+from tests.support.postgres import POSTGRES_ENV
 
 
 async def test_bench_command_prints_every_stage_and_the_ratios(tmp_path: Path) -> None:
-    postgres = postgres_url() or "none"
+    # PostgreSQL where the run has it (always in CI, see scripts/test.sh).
+    postgres = os.environ.get(POSTGRES_ENV) or "none"
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench", "-n", "24", "--rounds", "2", "--rate", "20",
         "--portals", "50", "--ghosts", "300", "--db-messages", "100", "--probe-messages", "5",
