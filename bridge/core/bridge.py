@@ -12,7 +12,9 @@ from ..matrix.api import MatrixAPI
 from ..matrix.appservice import AppserviceServer
 from ..matrix.ids import GhostIDs
 from ..networks.registry import connector_class
+from ..metrics import TO_MATRIX
 from ..registration import load_registration
+from ..services import AdminServices
 from .commands.handlers import CommandContext, show_login_step
 from .commands.parser import ParsedCommand
 from .connector import Connector, LoginComplete, LoginError, LoginPrompt, LoginState, NetworkLogin
@@ -20,6 +22,7 @@ from .context import BridgeContext
 from .events import RemoteEvent, UserInfo
 from .ghosts import Ghosts
 from .ids import NetworkID, PortalKey, UserID
+from .login_status import publish_login_status
 from .logins import Logins
 from .matrix_inbox import MatrixInbox
 from .outgoing import OutgoingHandler
@@ -60,6 +63,7 @@ class Bridge:
             self._user_exists,
         )
         self._last_states: dict[tuple[NetworkID, str], LoginState] = {}
+        self.services = AdminServices(self.ctx)
 
     def _create_connectors(self) -> dict[NetworkID, Connector]:
         connectors: dict[NetworkID, Connector] = {}
@@ -88,6 +92,7 @@ class Bridge:
         for connector in self.connectors.values():
             await connector.start()
         await self.ctx.logins.restore_all()
+        await self.services.start()
         log.info("Bridge started with networks: %s", ", ".join(self.connectors) or "none")
 
     async def _prepare_bot(self) -> None:
@@ -107,6 +112,7 @@ class Bridge:
         )
 
     async def stop(self, drain_timeout: float = 30) -> None:
+        await self.services.stop()
         await self.server.stop()
         if not await self.ctx.queues.drain(drain_timeout):
             log.warning("Stopped with work still queued; it will be redelivered")
@@ -120,7 +126,8 @@ class Bridge:
 
     def queue_remote_event(self, login: NetworkLogin, event: RemoteEvent) -> asyncio.Future[None]:
         key = PortalKey(login.record.network, event.chat_id)
-        return self.ctx.queues.submit(key, lambda: self.remote.handle(login, event))
+        job = self.ctx.metrics.timed(key.network, TO_MATRIX, lambda: self.remote.handle(login, event))
+        return self.ctx.queues.submit(key, job)
 
     async def set_login_state(
         self, login: NetworkLogin, state: LoginState, error: str | None = None
@@ -133,6 +140,7 @@ class Bridge:
             return
         log.info("Login %s on %s is now %s%s", record.login_id, record.network, state.value,
                  f" ({error})" if error else "")
+        await publish_login_status(self.ctx, record)
         if state in (LoginState.BAD_CREDENTIALS, LoginState.LOGGED_OUT):
             name = self.connectors[record.network].display_name
             await self.inbox.tell_user(
@@ -154,6 +162,9 @@ class Bridge:
         pending = self.ctx.logins.pending.get(owner)
         if pending is None:
             return  # cancelled meanwhile
+        if pending.on_progress is not None:  # driven by the provisioning API, not the bot
+            await pending.on_progress(step)
+            return
         ctx = CommandContext(
             bridge=self.ctx,
             remote=self.remote,

@@ -175,6 +175,7 @@ class MatrixInbox:
     async def _on_encrypted(self, event: dict[str, Any]) -> None:
         room_id = event["room_id"]
         if await self.ctx.db.portals.by_room(room_id) or await self.ctx.db.users.is_management_room(room_id):
+            self.ctx.metrics.decryption_failed("no_crypto")
             await self.ctx.matrix.notice(
                 room_id,
                 "This bridge can't read encrypted messages yet, so your message was not bridged.",

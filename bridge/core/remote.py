@@ -12,6 +12,7 @@ from typing import Any
 from ..db.messages import MessageRow, ReactionRow
 from ..db.portals import PortalRow
 from ..matrix import content as mx
+from ..metrics import TO_MATRIX
 from .connector import NetworkLogin
 from .context import BridgeContext, now_ms, portal_origin, stable_id
 from .events import (
@@ -221,6 +222,7 @@ class RemoteHandler:
                 timestamp=evt.timestamp_ms or now_ms(),
             )
         )
+        self.ctx.metrics.message_bridged(portal.key.network, TO_MATRIX)
 
     async def on_edit(self, login: NetworkLogin, portal: PortalRow, evt: RemoteEdit) -> None:
         rows = await self.ctx.db.messages.by_remote(portal.key, evt.message_id)
