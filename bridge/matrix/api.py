@@ -234,8 +234,13 @@ class MatrixAPI:
         return evt.serialize()
 
     async def get_power_level(self, room_id: str, mxid: str) -> int:
+        """A user's power in a room; room creators count as above every level (room
+        version 12 leaves them out of the power levels event)."""
         levels = await self.bot.get_power_levels(room_id)
-        return levels.get_user_level(UserID(mxid))
+        if not await self.state_store.has_create_cached(RoomID(room_id)):
+            await self.bot.get_state_event(RoomID(room_id), EventType.ROOM_CREATE, format="event")
+        create = await self.state_store.get_create(RoomID(room_id))
+        return levels.get_user_level(UserID(mxid), create)
 
     async def joined_members(self, room_id: str) -> list[str]:
         return [str(m) for m in await self.bot.get_joined_members(room_id)]
