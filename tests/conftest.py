@@ -50,6 +50,7 @@ def bridge_networks(loopback_url: str) -> dict[str, dict[str, dict]]:
     """
     return {
         "main": {"loopback": {"address": loopback_url}},
+        "admin": {"loopback": {"address": loopback_url}},  # metrics + provisioning on
     }
 
 

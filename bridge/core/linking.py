@@ -7,8 +7,11 @@ there and the room's messages go to the chat, like any portal. What is checked f
 * the user has a login on the network that can see the chat (its chat info loads);
 * the bridge bot is in the room, or can join it (the user invites it first);
 * the user is in the room with power level 50 or more (or is a bridge admin): room
-  moderators decide what is bridged into their room;
-* the chat is not linked to a different room already.
+  moderators decide what is bridged into their room.
+
+A chat that has a portal room already (chats get one on their first message) moves to
+the new room when that room was made for the user's own login, or the user is in it, or
+is a bridge admin; the old room is told so and is no longer bridged.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from .ids import LoginID, NetworkID, PortalKey, RemoteChatID, RoomID
 log = logging.getLogger("bridge.core.linking")
 
 LINK_POWER_LEVEL = 50
-_ROOM_ID = re.compile(r"^![^:\s]+:\S+$")
+_ROOM_ID = re.compile(r"^![^:\s]+(:\S+)?$")  # room version 12 ids have no server part
 
 
 class LinkError(Exception):
@@ -46,6 +49,8 @@ class LinkResult:
     portal: PortalRow
     created: bool
     """False when the chat was already linked to this room (linking is idempotent)."""
+    moved_from: RoomID | None = None
+    """The room the chat was bridged to before, if it moved."""
 
 
 async def link_chat(
@@ -58,8 +63,8 @@ async def link_chat(
     login_id: str | None = None,
 ) -> LinkResult:
     """Link ``network``/``chat_id`` to ``room_id`` for ``user_id``; raise :class:`LinkError`."""
-    if not _ROOM_ID.match(room_id):
-        raise LinkError(f"{room_id!r} is not a Matrix room id (!id:server)", code="bad_room_id")
+    if len(room_id) > 255 or not _ROOM_ID.match(room_id):
+        raise LinkError(f"{room_id!r} is not a Matrix room id", code="bad_room_id")
     try:
         connector = ctx.logins.connector(network)
     except KeyError as e:
@@ -85,13 +90,14 @@ async def link_chat(
     results: list[LinkResult] = []
 
     async def record() -> None:  # in the chat's queue: no portal is created meanwhile
-        results.append(await _record_portal(ctx, key, RoomID(room_id), login, info))
+        results.append(await _record_portal(ctx, user_id, key, RoomID(room_id), login, info))
 
     await ctx.queues.submit(key, record)
     result = results[0]
     if result.created:
-        await _announce(ctx, result.portal, info, connector.display_name)
-        log.info("Linked %s to %s for %s", key, room_id, user_id)
+        await _announce(ctx, result, info, connector.display_name)
+        log.info("Linked %s to %s for %s%s", key, room_id, user_id,
+                 f" (moved from {result.moved_from})" if result.moved_from else "")
     return result
 
 
@@ -111,7 +117,8 @@ async def _check_room(ctx: BridgeContext, user_id: str, room_id: str) -> None:
     try:
         await ctx.matrix.join(room_id, bot)
         members = await ctx.matrix.joined_members(room_id)
-    except Exception:
+    except Exception as e:
+        log.info("The bot could not join %s to link it: %s", room_id, e)
         raise LinkError(
             f"the bridge bot can't join {room_id}: invite {bot} to the room first",
             code="room_not_joinable",
@@ -128,16 +135,18 @@ async def _check_room(ctx: BridgeContext, user_id: str, room_id: str) -> None:
 
 
 async def _record_portal(
-    ctx: BridgeContext, key: PortalKey, room_id: RoomID, login: NetworkLogin, info: ChatInfo
+    ctx: BridgeContext, user_id: str, key: PortalKey, room_id: RoomID, login: NetworkLogin, info: ChatInfo
 ) -> LinkResult:
     existing = await ctx.db.portals.get(key)
+    moved_from = None
     if existing is not None and existing.room_id is not None:
         if existing.room_id == room_id:
             return LinkResult(existing, created=False)
-        raise LinkError(
-            "that chat is already bridged to another room; unlink it there first",
-            code="already_linked",
-        )
+        if not await _may_move(ctx, user_id, existing):
+            raise LinkError(
+                "that chat is already bridged to a room you are not in", code="already_linked"
+            )
+        moved_from = existing.room_id
     portal = PortalRow(
         key=key,
         room_id=room_id,
@@ -148,7 +157,20 @@ async def _record_portal(
         created_at=existing.created_at if existing else now_ms(),
     )
     await ctx.db.portals.put(portal)
-    return LinkResult(portal, created=True)
+    return LinkResult(portal, created=True, moved_from=moved_from)
+
+
+async def _may_move(ctx: BridgeContext, user_id: str, existing: PortalRow) -> bool:
+    """Admins, the user whose login the portal was made for, and people in its room."""
+    assert existing.room_id is not None
+    if ctx.permission_at_least(user_id, "admin"):
+        return True
+    if any(login.login_id == existing.login_id for login in ctx.logins.of_user(user_id, existing.key.network)):
+        return True
+    try:
+        return user_id in await ctx.matrix.joined_members(existing.room_id)
+    except Exception:  # the bot is no longer in the old room: nobody is left to ask
+        return True
 
 
 def bridge_info_content(ctx: BridgeContext, key: PortalKey, info: ChatInfo, network_name: str) -> dict[str, Any]:
@@ -160,7 +182,8 @@ def bridge_info_content(ctx: BridgeContext, key: PortalKey, info: ChatInfo, netw
     }
 
 
-async def _announce(ctx: BridgeContext, portal: PortalRow, info: ChatInfo, network_name: str) -> None:
+async def _announce(ctx: BridgeContext, result: LinkResult, info: ChatInfo, network_name: str) -> None:
+    portal = result.portal
     assert portal.room_id is not None
     content = bridge_info_content(ctx, portal.key, info, network_name)
     for event_type in ("m.bridge", "uk.half-shot.bridge"):
@@ -176,3 +199,12 @@ async def _announce(ctx: BridgeContext, portal: PortalRow, info: ChatInfo, netwo
         f"This room is now linked to {chat}: messages here are relayed there and theirs "
         "appear here. The bridge does not store message contents.",
     )
+    if result.moved_from is not None:
+        try:
+            await ctx.matrix.notice(
+                result.moved_from,
+                f"{chat[0].upper()}{chat[1:]} is now bridged to another room; this room is no "
+                "longer bridged to it.",
+            )
+        except Exception as e:
+            log.info("Could not tell %s about the move: %s", result.moved_from, type(e).__name__)

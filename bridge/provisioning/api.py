@@ -230,6 +230,7 @@ class ProvisioningAPI:
         portal = result.portal
         return web.json_response({
             "created": result.created,
+            "moved_from": result.moved_from,
             "portal": {
                 "network": portal.key.network,
                 "chat_id": portal.key.chat_id,
