@@ -11,8 +11,9 @@ the text, which is what keeps the admin's file exactly as it was. The result is 
 with the YAML loader the bridge uses before anything is written.
 
 Some mappings hold the admin's own entries, not settings, and get no example entries:
-``bridge.permissions`` and ``logging.modules``; under ``networks`` only the networks the
-admin already has get their new keys (an example network is never switched on).
+``bridge.permissions`` and ``logging.modules`` (not even when missing: the built-in
+defaults apply then); under ``networks`` only the networks the admin already has get
+their new keys (an example network is never switched on).
 """
 
 from __future__ import annotations
@@ -132,8 +133,8 @@ def _next_missing(
         if key_path in skipped:
             continue
         if key not in admin:
-            if path in NAMED_SECTIONS:
-                continue  # an example entry the admin doesn't use
+            if path in NAMED_SECTIONS or key_path in NAMED_SECTIONS or key_path in ADMIN_ENTRIES:
+                continue  # example entries the admin doesn't use (e.g. an example network)
             if admin.fa.flow_style() or not admin:
                 return ("skip", key_path, admin, template)
             return ("insert", key_path, admin, template)
@@ -215,7 +216,8 @@ def _insert_key(
     key = key_path[-1]
     t_line, t_col = template.lc.key(key)
     t_start, t_end = _block(template_lines, t_line, t_col)
-    new = template_lines[t_start:t_end]
+    left_out = _own_entry_lines(template[key], key_path, template_lines)
+    new = [line for i, line in enumerate(template_lines[t_start:t_end], t_start) if i not in left_out]
 
     keys = list(template)
     present_before = [k for k in keys[: keys.index(key)] if k in admin]
@@ -235,6 +237,22 @@ def _insert_key(
     return lines[:at] + new + lines[at:]
 
 
+def _own_entry_lines(value: Any, path: Path_, template_lines: list[str]) -> set[int]:
+    """Template lines of the admin-entry mappings inside ``value`` (left out when copying)."""
+    out: set[int] = set()
+    if not isinstance(value, CommentedMap):
+        return out
+    for key, child in value.items():
+        child_path = (*path, str(key))
+        if child_path in ADMIN_ENTRIES or child_path in NAMED_SECTIONS:
+            line, col = value.lc.key(key)
+            start, end = _block(template_lines, line, col)
+            out.update(range(start, end))
+        else:
+            out |= _own_entry_lines(child, child_path, template_lines)
+    return out
+
+
 def _fill_empty(
     lines: list[str],
     template_lines: list[str],
@@ -247,7 +265,8 @@ def _fill_empty(
     key = key_path[-1]
     t_line, t_col = template.lc.key(key)
     _, t_end = _block(template_lines, t_line, t_col)
-    children = template_lines[t_line + 1 : t_end]
+    left_out = _own_entry_lines(template[key], key_path, template_lines)
+    children = [line for i, line in enumerate(template_lines[t_line + 1 : t_end], t_line + 1) if i not in left_out]
     a_line, a_col = admin.lc.key(key)
     after_colon = lines[a_line].split(":", 1)[1].strip() if ":" in lines[a_line] else "?"
     if after_colon and not after_colon.startswith("#"):

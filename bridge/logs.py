@@ -26,9 +26,10 @@ _context: contextvars.ContextVar[tuple[tuple[str, str], ...]] = contextvars.Cont
 )
 
 # Anything that looks like a credential in a log line is masked before it is written.
+# key=value, key: value, "key": "value" (JSON), ?key=value (URLs).
 _SECRET = re.compile(
     r"(?i)(access_token|as_token|hs_token|shared_secret|secret|token|password|pickle_key|session)"
-    r"(\W{1,3})([^\s&\"',}]+)"
+    r"([\"']?\s*[:=]\s*[\"']?)([^\s&\"',}]+)"
 )
 _BEARER = re.compile(r"(?i)(bearer\s+)([^\s\"',}]+)")
 

@@ -30,7 +30,9 @@ from .ids import LoginID, NetworkID, PortalKey, RemoteChatID, RoomID
 log = logging.getLogger("bridge.core.linking")
 
 LINK_POWER_LEVEL = 50
-_ROOM_ID = re.compile(r"^![^:\s]+(:\S+)?$")  # room version 12 ids have no server part
+# Printable ASCII, then an optional server name (room version 12 ids have none). The
+# provisioning API's OpenAPI document has the same pattern.
+_ROOM_ID = re.compile(r"^![!-9;-~]+(:[A-Za-z0-9.:\[\]-]+)?$")
 
 
 class LinkError(Exception):

@@ -25,7 +25,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_FIELD_LENGTH = 4096
-_USER_ID = re.compile(r"^@[^:\s]+:[^\s/?#]+$")
+# Printable ASCII localpart (historical ids allow all of it), then a server name with an
+# optional port. The OpenAPI document has the same pattern: keep them equal.
+_USER_ID = re.compile(r"^@[!-9;-~]+:[A-Za-z0-9.:\[\]-]+$")
 
 
 class ApiError(Exception):
@@ -129,11 +131,12 @@ async def json_object(request: web.Request, allowed: set[str]) -> dict[str, Any]
 
 
 def text_field(body: dict[str, Any], name: str, *, required: bool = True) -> str | None:
-    value = body.get(name)
-    if value is None:
+    """A string field; an optional one may be left out, but not be null."""
+    if name not in body:
         if required:
             raise ApiError(400, "M_BAD_JSON", f"'{name}' is required")
         return None
+    value = body[name]
     if not isinstance(value, str):
         raise ApiError(400, "M_BAD_JSON", f"'{name}' must be a string")
     if not value or len(value) > MAX_FIELD_LENGTH:

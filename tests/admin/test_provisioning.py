@@ -254,3 +254,25 @@ async def test_linking_needs_a_login_that_sees_the_chat_and_power_in_the_room(
 
     status, data = await admin_bridge.call("POST", "/portals", user=user, body=body)
     assert status == 200 and data["created"] is True
+
+
+async def test_a_long_poll_returns_when_the_login_changes(
+    admin_bridge: AdminBridge, matrix_user: TestClient
+) -> None:
+    user = matrix_user.user_id
+    admin_bridge.env.allow(user, "user")
+    _, step = await admin_bridge.call("POST", "/login", user=user, body={"network": "loopback"})
+    process = f"/login/{step['process_id']}"
+    loop = asyncio.get_running_loop()
+
+    started = loop.time()
+    _, unchanged = await admin_bridge.call("GET", process, user=user, query={"wait": "0.5"})
+    assert unchanged["status"] == "input" and loop.time() - started >= 0.45
+
+    started = loop.time()
+    poll = asyncio.create_task(admin_bridge.call("GET", process, user=user, query={"wait": "20"}))
+    await asyncio.sleep(0.3)
+    await admin_bridge.call("DELETE", process, user=user)
+    _, changed = await poll
+    assert changed["status"] == "cancelled"
+    assert loop.time() - started < 5, "the poll should end when the login changes, not at its timeout"
