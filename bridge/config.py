@@ -58,6 +58,20 @@ class DatabaseConfig:
 
 
 @dataclass
+class RelayConfig:
+    """Hub rooms: how messages are relayed between linked chats."""
+
+    template: str = "{name}: {message}"
+    """How a relayed message reads; ``{name}`` is the sender's display name and network."""
+    names: Literal["display", "pseudonym"] = "display"
+    """``pseudonym`` shows a stable per-room alias instead of any display name."""
+    notices: bool = True
+    """Tell each chat, and each new person in it, that the chat is bridged."""
+    privacy_policy_url: str = ""
+    """Linked from the notices; your server's privacy policy."""
+
+
+@dataclass
 class BridgeConfig:
     command_prefix: str = "!bridge"
     permissions: dict[str, str] = field(default_factory=lambda: {"*": "relay"})
@@ -69,6 +83,7 @@ class BridgeConfig:
     """Message id mappings older than this are deleted; bodies are never stored."""
     backfill_limit: int = 20
     """How many recent messages to bring in when a portal is created (where the network can)."""
+    relay: RelayConfig = field(default_factory=RelayConfig)
 
 
 @dataclass
@@ -236,6 +251,14 @@ def validate(config: Config) -> None:
     for name, section in config.networks.items():
         if not isinstance(section, dict):
             raise ConfigError(f"'networks.{name}' must be a mapping")
+    if "{message}" not in config.bridge.relay.template:
+        raise ConfigError("'bridge.relay.template' must contain {message}")
+    try:
+        config.bridge.relay.template.format(name="", message="")
+    except (KeyError, IndexError, ValueError) as e:
+        raise ConfigError(
+            f"'bridge.relay.template' may use only {{name}} and {{message}} ({e})"
+        ) from None
     if not config.database.uri.startswith(("sqlite:", "postgres://", "postgresql://")):
         raise ConfigError("'database.uri' must start with sqlite: or postgres://")
     _validate_http_services(config)

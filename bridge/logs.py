@@ -113,6 +113,16 @@ class ContextFilter(logging.Filter):
         return True
 
 
+LEAKY_LIBRARIES = ("aiosqlite",)
+"""Libraries that log query parameters (session data, message text) at DEBUG."""
+
+
+def silence_leaky_libraries() -> None:
+    """Keep libraries that would log secrets at WARNING, whatever the root level is."""
+    for name in LEAKY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def setup_logging(config: LoggingConfig) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JSONFormatter() if config.format == "json" else TextFormatter())
@@ -120,6 +130,7 @@ def setup_logging(config: LoggingConfig) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(config.level.upper())
+    silence_leaky_libraries()
     for module, level in config.modules.items():
         logging.getLogger(module).setLevel(level.upper())
     # mautrix logs request bodies at DEBUG; keep it quieter unless asked for.

@@ -38,7 +38,7 @@ def build_registration(config: Config, existing: dict[str, Any] | None = None) -
     ghosts = GhostIDs(config.appservice.ghost_prefix, config.homeserver.domain)
     domain = re.escape(config.homeserver.domain)
     bot = re.escape(config.appservice.bot_username)
-    users = [{"regex": f"@{bot}:{domain}", "exclusive": True}]
+    users = [{"regex": f"^@{bot}:{domain}$", "exclusive": True}]
     users += [
         {"regex": ghosts.namespace_regex(name), "exclusive": True}
         for name in config.enabled_networks

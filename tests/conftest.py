@@ -6,7 +6,6 @@ don't see each other's traffic.
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,11 +13,13 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from bridge.devtools.postgres import fresh_postgres_database
 from bridge.devtools.processes import ServiceProcess, start_loopback_service
 from bridge.devtools.synapse import LocalSynapse
 from bridge.networks.loopback.client import LoopbackClient
 from tests.support.bridge_env import BridgeUnderTest, free_port
 from tests.support.matrix_client import TestClient, make_client
+from tests.support.postgres import postgres_server_url
 
 
 @pytest.fixture(scope="session")
@@ -33,33 +34,69 @@ def synapse_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def loopback_service(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServiceProcess]:
-    log = tmp_path_factory.mktemp("loopback") / "service.log"
-    service = await start_loopback_service(log_path=log)
+async def loopback_services(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[list[ServiceProcess]]:
+    """Three loopback networks, each its own process (the first is the default one)."""
+    logs = tmp_path_factory.mktemp("loopback")
+    services = [await start_loopback_service(log_path=logs / f"service{n}.log") for n in range(3)]
     try:
-        yield service
+        yield services
     finally:
-        await service.stop()
+        for service in services:
+            await service.stop()
 
 
-def bridge_networks(loopback_url: str) -> dict[str, dict[str, dict]]:
+
+
+@pytest.fixture(scope="session")
+def loopback_service(loopback_services: list[ServiceProcess]) -> ServiceProcess:
+    return loopback_services[0]
+
+
+def bridge_networks(loopback_urls: list[str], signal_address: str) -> dict[str, dict[str, dict]]:
     """The bridges registered with the test Synapse, by name, with their networks.
 
     Synapse reads registrations only at start, so every bridge a test may run is listed
     here. Each gets its own appservice id, bot, ghost prefix, port and database.
     """
+    from tests.telegram.fake.harness import TEST_API_HASH, TEST_API_ID
+
+    one, two, three = loopback_urls
     return {
-        "main": {"loopback": {"address": loopback_url}},
-        "admin": {"loopback": {"address": loopback_url}},  # metrics + provisioning on
+        "main": {"loopback": {"address": one}},
+        # Hub rooms: three separate loopback services stand for three networks.
+        "hub": {
+            "loopback": {"address": one},
+            "lbtwo": {"connector": "loopback", "address": two, "display_name": "Loopback Two"},
+            "lbthree": {"connector": "loopback", "address": three, "display_name": "Loopback Three"},
+        },
+        "telegram": {"telegram": {"api_id": TEST_API_ID, "api_hash": TEST_API_HASH}},
+        # The same bridge on PostgreSQL (its database is made by the postgres_bridge fixture).
+        "pg": {"loopback": {"address": one}},
+        # session_dir is set by the whatsapp_bridge fixture (tests/whatsapp/conftest.py).
+        "whatsapp": {"whatsapp": {"history_sync_chats": 2, "history_sync_messages": 3}},
+        "signal": {"signal": {"address": signal_address, "startup_wait": 5, "request_timeout": 20}},
+        "admin": {"loopback": {"address": one}},  # metrics + provisioning on (tests/admin)
     }
 
 
 @pytest.fixture(scope="session")
+def signal_daemon_port() -> int:
+    """Where the stub signal-cli daemon listens (known before Synapse reads registrations)."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
 def bridge_envs(
-    tmp_path_factory: pytest.TempPathFactory, synapse_port: int, loopback_service: ServiceProcess
+    tmp_path_factory: pytest.TempPathFactory,
+    synapse_port: int,
+    loopback_services: list[ServiceProcess],
+    signal_daemon_port: int,
 ) -> dict[str, BridgeUnderTest]:
     envs = {}
-    for name, networks in bridge_networks(loopback_service.url).items():
+    urls = [s.url for s in loopback_services]
+    for name, networks in bridge_networks(urls, f"127.0.0.1:{signal_daemon_port}").items():
         workdir = tmp_path_factory.mktemp(f"bridge-{name}")
         suffix = "" if name == "main" else f"_{name}"
         env = BridgeUnderTest(
@@ -110,6 +147,23 @@ async def running_bridge(synapse: LocalSynapse, bridge_env: BridgeUnderTest) -> 
         await bridge_env.stop()
 
 
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def postgres_bridge(
+    synapse: LocalSynapse, bridge_envs: dict[str, BridgeUnderTest]
+) -> AsyncIterator[BridgeUnderTest]:
+    """The loopback bridge with its database on PostgreSQL (required in CI)."""
+    server = postgres_server_url()
+    env = bridge_envs["pg"]
+    async with fresh_postgres_database(server) as uri:
+        env.db_uri = uri
+        env.write_config()
+        await env.start()
+        try:
+            yield env
+        finally:
+            await env.stop()
+
+
 @pytest_asyncio.fixture(loop_scope="session")
 async def loopback(loopback_service: ServiceProcess) -> AsyncIterator[LoopbackClient]:
     """An admin client of the loopback network."""
@@ -134,7 +188,3 @@ async def matrix_user(synapse: LocalSynapse, tmp_path: Path) -> AsyncIterator[Te
     finally:
         await client.close()
 
-
-def postgres_url() -> str | None:
-    """PostgreSQL for database tests; in CI a missing server fails instead of skipping."""
-    return os.environ.get("BRIDGE_TEST_POSTGRES")

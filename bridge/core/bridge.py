@@ -8,7 +8,8 @@ from typing import Any
 
 from ..config import Config, ConfigError, load_dataclass
 from ..db import BridgeDatabase
-from ..matrix.api import MatrixAPI
+from ..logs import silence_leaky_libraries
+from ..matrix.api import MatrixAPI, MatrixError
 from ..matrix.appservice import AppserviceServer
 from ..matrix.ids import GhostIDs
 from ..networks.registry import connector_class
@@ -17,10 +18,12 @@ from ..registration import load_registration
 from ..services import AdminServices
 from .commands.handlers import CommandContext, show_login_step
 from .commands.parser import ParsedCommand
+from . import housekeeping
 from .connector import Connector, LoginComplete, LoginError, LoginPrompt, LoginState, NetworkLogin
 from .context import BridgeContext
 from .events import RemoteEvent, UserInfo
 from .ghosts import Ghosts
+from .hub import HubRelay
 from .ids import NetworkID, PortalKey, UserID
 from .login_status import publish_login_status
 from .logins import Logins
@@ -36,6 +39,7 @@ class Bridge:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        silence_leaky_libraries()
         registration = load_registration(config)
         self.db = BridgeDatabase(config.database.uri, max_connections=config.database.max_connections)
         self.matrix = MatrixAPI(
@@ -53,16 +57,17 @@ class Bridge:
         self.connectors = self._create_connectors()
         self.ctx.logins = Logins(self.ctx, self.connectors)
         self.ctx.ghosts = Ghosts(self.ctx)
+        self.ctx.hub = HubRelay(self.ctx)
         self.remote = RemoteHandler(self.ctx)
         self.outgoing = OutgoingHandler(self.ctx)
         self.inbox = MatrixInbox(self.ctx, self.remote, self.outgoing)
         self.server = AppserviceServer(
             registration.hs_token,
-            self.inbox.handle_transaction,
+            self.inbox.accept_transaction,
             self.db.transactions,
             self._user_exists,
         )
-        self._last_states: dict[tuple[NetworkID, str], LoginState] = {}
+        self._housekeeping: asyncio.Task[None] | None = None
         self.services = AdminServices(self.ctx)
 
     def _create_connectors(self) -> dict[NetworkID, Connector]:
@@ -87,36 +92,55 @@ class Bridge:
     async def start(self) -> None:
         await self.db.start()
         await self.matrix.start()
-        await self.server.start(self.config.appservice.hostname, self.config.appservice.port)
         await self._prepare_bot()
         for connector in self.connectors.values():
             await connector.start()
         await self.ctx.logins.restore_all()
+        await self.inbox.start()
+        await self.server.start(self.config.appservice.hostname, self.config.appservice.port)
+        self._housekeeping = asyncio.create_task(housekeeping.run_forever(self.ctx))
         await self.services.start()
         log.info("Bridge started with networks: %s", ", ".join(self.connectors) or "none")
 
     async def _prepare_bot(self) -> None:
-        for attempt in range(30):
+        """Wait for the homeserver (it may be restarting too), then check our token."""
+        delay = 1.0
+        while True:
             try:
                 await self.matrix.whoami_ok()
                 break
-            except Exception as e:  # the homeserver may still be starting
-                if attempt == 29:
+            except MatrixError as e:
+                if not e.retryable:
                     raise ConfigError(
-                        f"can't reach the homeserver at {self.config.homeserver.address} "
-                        f"with the bridge's as_token: {e}"
+                        f"the homeserver at {self.config.homeserver.address} does not accept the "
+                        "bridge's as_token: is registration.yaml in its app_service_config_files?"
                     ) from e
-                await asyncio.sleep(1)
+                log.warning(
+                    "Homeserver at %s not ready (%s); retrying in %.0f s",
+                    self.config.homeserver.address, e.reason, delay,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30)
         await self.matrix.set_profile(
             self.matrix.bot_mxid, name=self.config.appservice.bot_displayname
         )
 
     async def stop(self, drain_timeout: float = 30) -> None:
         await self.services.stop()
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
         await self.server.stop()
-        if not await self.ctx.queues.drain(drain_timeout):
-            log.warning("Stopped with work still queued; it will be redelivered")
+        await self.inbox.stop(drain_timeout)
+        # Stop taking in network events (some networks acknowledge on receipt), finish
+        # queued work while the logins can still send, then disconnect and finish what
+        # arrived meanwhile. Whatever is left is handled at the next start.
+        await self.ctx.logins.stop_receiving_all()
+        idle = await self.ctx.queues.wait_idle(drain_timeout)
         await self.ctx.logins.stop_all()
+        idle = await self.ctx.queues.wait_idle(5) and idle
+        if not idle:
+            log.warning("Stopped with work still queued; it will be handled at the next start")
+        self.ctx.queues.close()
         for connector in self.connectors.values():
             await connector.stop()
         await self.matrix.stop()

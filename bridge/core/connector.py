@@ -124,6 +124,21 @@ class OutgoingMessage:
 
 
 @dataclass(frozen=True)
+class ChatChange:
+    """A Matrix user changed a group's portal room; the same change for the remote group.
+
+    Only the fields that changed are set. Members are remote user ids of ghosts the user
+    invited into (or removed from) the room.
+    """
+
+    name: str | None = None
+    topic: str | None = None
+    avatar: OutgoingMedia | None = None
+    add_members: tuple[str, ...] = ()
+    remove_members: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class SendResult:
     message_id: RemoteMessageID
     timestamp_ms: int = 0
@@ -168,6 +183,15 @@ class NetworkLogin(abc.ABC):
     async def logout(self) -> None:
         """End the session on the network (where possible) and forget it."""
 
+    async def stop_receiving(self) -> None:
+        """Stop taking new events from the network, and finish handing over what was taken.
+
+        Called at shutdown before the core drains its queues, while sends still work. A
+        network that can't deliver an event again after the login took it (e.g. the
+        signal-cli daemon acknowledges to Signal on delivery) stops here so nothing is lost;
+        others need not implement it.
+        """
+
     # Optional, by capability ---------------------------------------------------------------
 
     async def list_chats(self) -> list[ChatInfo]:
@@ -197,6 +221,10 @@ class NetworkLogin(abc.ABC):
 
     async def mark_read(self, chat_id: RemoteChatID, message_id: RemoteMessageID) -> None:
         raise Unsupported("read receipts")
+
+    async def update_chat(self, chat_id: RemoteChatID, change: ChatChange) -> None:
+        """Apply a Matrix-side room change to the group (``group_management``)."""
+        raise Unsupported("changing groups")
 
     async def create_group(self, title: str, members: list[str]) -> tuple[RemoteChatID, str | None]:
         """Create a group; return its id and an invite link if the network has them."""

@@ -17,6 +17,7 @@ from .queue import KeyedQueues
 
 if TYPE_CHECKING:
     from .ghosts import Ghosts
+    from .hub import HubRelay
     from .logins import Logins
 
 
@@ -45,6 +46,7 @@ class BridgeContext:
     metrics: BridgeMetrics = field(default_factory=BridgeMetrics)
     ghosts: Ghosts = field(init=False)
     logins: Logins = field(init=False)
+    hub: HubRelay = field(init=False)
 
     @property
     def max_media_bytes(self) -> int:

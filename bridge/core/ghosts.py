@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 
 from ..db.portals import GhostRow
 from .connector import NetworkLogin
@@ -14,17 +15,41 @@ from .ids import GhostKey, NetworkID, RemoteUserID, UserID
 log = logging.getLogger("bridge.core.ghosts")
 
 _PHONE_LIKE = re.compile(r"^\s*\+?[\d\s().\-/]{6,}\s*$")
+_DASHES = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"), "-")
+
+
+def _visible(text: str) -> str:
+    """Drop invisible format characters (bidi marks, isolates) and unify dashes and spaces."""
+    kept = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    kept = kept.translate(_DASHES)
+    return "".join(" " if c.isspace() else c for c in kept)
+
+
+def _digits(text: str) -> str:
+    return "".join(c for c in text if c.isdigit())
 
 
 def looks_like_phone_number(name: str) -> bool:
-    return bool(_PHONE_LIKE.match(name)) and sum(c.isdigit() for c in name) >= 6
+    visible = _visible(name)
+    return bool(_PHONE_LIKE.match(visible)) and len(_digits(visible)) >= 6
+
+
+def _reveals_phone(name: str, phone: str | None) -> bool:
+    if looks_like_phone_number(name):
+        return True
+    number = _digits(phone or "")
+    # Compare digits only, so "+49 151 ..." in a name matches "+49151..." on file; the
+    # last digits alone are enough to identify a number.
+    return len(number) >= 6 and number[-6:] in _digits(_visible(name))
 
 
 def safe_display_name(info: UserInfo, network_name: str) -> str:
     """The ghost's display name: the person's name, never their phone number."""
     name = (info.display_name or "").strip()
-    if not name or looks_like_phone_number(name) or (info.phone and info.phone in name):
-        name = (info.username or "").strip() or "Unknown user"
+    if not name or _reveals_phone(name, info.phone):
+        name = (info.username or "").strip()
+        if not name or _reveals_phone(name, info.phone):
+            name = "Unknown user"
     return f"{name} ({network_name})"
 
 

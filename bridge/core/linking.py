@@ -29,7 +29,6 @@ from .ids import LoginID, NetworkID, PortalKey, RemoteChatID, RoomID
 
 log = logging.getLogger("bridge.core.linking")
 
-LINK_POWER_LEVEL = 50
 # Printable ASCII, then an optional server name (room version 12 ids have none). The
 # provisioning API's OpenAPI document has the same pattern.
 _ROOM_ID = re.compile(r"^![!-9;-~]+(:[A-Za-z0-9.:\[\]-]+)?$")
@@ -129,11 +128,8 @@ async def _check_room(ctx: BridgeContext, user_id: str, room_id: str) -> None:
         raise LinkError(f"you are not in the room {room_id}", code="not_in_room")
     if ctx.permission_at_least(user_id, "admin"):
         return
-    if await ctx.matrix.get_power_level(room_id, user_id) < LINK_POWER_LEVEL:
-        raise LinkError(
-            f"linking a chat needs power level {LINK_POWER_LEVEL} (moderator) in the room",
-            code="no_power",
-        )
+    if not await ctx.matrix.can_moderate(room_id, user_id):
+        raise LinkError("only the room's moderators can link chats to it", code="no_power")
 
 
 async def _record_portal(

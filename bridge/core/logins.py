@@ -110,6 +110,14 @@ class Logins:
             await self.ctx.db.logins.delete(login.record.network, login.login_id)
             await publish_login_status(self.ctx, login.record, LoginState.LOGGED_OUT)
 
+    async def stop_receiving_all(self) -> None:
+        """Ask every login to stop taking events, before the queues are drained."""
+        for login in list(self._active.values()):
+            try:
+                await login.stop_receiving()
+            except Exception:
+                log.exception("Login %s failed to stop receiving", login.login_id)
+
     async def stop_all(self) -> None:
         for login in list(self._active.values()):
             try:

@@ -58,3 +58,18 @@ class MatrixRedaction:
     sender: UserID
     target: EventID
     origin: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MatrixChatChange:
+    """A room state change by a Matrix user: name, topic, avatar, or a ghost invited or removed."""
+
+    room_id: RoomID
+    event_id: EventID
+    sender: UserID
+    name: str | None = None
+    topic: str | None = None
+    avatar_mxc: str | None = None
+    avatar_mime: str = "image/png"
+    invited: UserID | None = None
+    removed: UserID | None = None

@@ -1,7 +1,10 @@
 """Everything the homeserver pushes: commands for the bot, and events for the portals.
 
-``handle_transaction`` returns only when the transaction's events are handled (or queued
-and finished), so the homeserver retries a transaction the bridge could not finish.
+A transaction is answered as soon as its events are recorded in the database (the
+pending-event queue), so the homeserver is never held up by a slow network. A worker
+handles recorded events in order and deletes each once it is fully handled; after a crash
+the leftovers are handled at start-up. Handling twice is harmless: every step checks the
+id mappings first, and network sends carry a stable transaction id.
 """
 
 from __future__ import annotations
@@ -10,13 +13,14 @@ import asyncio
 import logging
 from typing import Any
 
-from mautrix.types import StateEvent
-
+from ..db.pending import PendingEvent
 from ..matrix import content as mx
-from .commands.handlers import COMMANDS_BY_NAME, CommandContext, cmd_help, continue_login
+from .commands.handlers import CommandContext, continue_login
+from .commands.registry import COMMANDS_BY_NAME, cmd_help
 from .commands.parser import ParsedCommand, parse_command
 from .context import BridgeContext, now_ms
 from .ids import RoomID, UserID
+from .matrix_events import MatrixChatChange
 from .outgoing import OutgoingHandler
 from .remote import RemoteHandler
 
@@ -29,31 +33,85 @@ class MatrixInbox:
         self.remote = remote
         self.outgoing = outgoing
         self._typing: dict[str, set[str]] = {}
+        self._queue: asyncio.Queue[PendingEvent] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self._finishing: set[asyncio.Task[None]] = set()
 
-    async def handle_transaction(self, body: dict[str, Any]) -> None:
-        futures: list[asyncio.Future[None]] = []
+    async def start(self) -> None:
+        """Queue what a previous run accepted but did not finish, then start the worker."""
+        leftovers = await self.ctx.db.pending.all()
+        if leftovers:
+            log.info("Handling %d Matrix events accepted before the last stop", len(leftovers))
+        for pending in leftovers:
+            self._queue.put_nowait(pending)
+        self._worker = asyncio.create_task(self._work(), name="matrix-inbox")
+
+    async def stop(self, timeout: float) -> None:
+        """Finish what is queued (up to ``timeout``); the rest stays recorded for next time."""
+        if self._worker is None:
+            return
+        try:
+            await asyncio.wait_for(self._queue.join(), timeout)
+            if self._finishing:
+                await asyncio.wait(self._finishing, timeout=timeout)
+        except asyncio.TimeoutError:
+            log.warning("Stopping with Matrix events still pending; they are handled next start")
+        self._worker.cancel()
+        for task in self._finishing:
+            task.cancel()
+        self._worker = None
+
+    async def accept_transaction(self, txn_id: str, body: dict[str, Any]) -> None:
+        """Record the transaction's events durably; the worker handles them."""
+        events = []
         for event in body.get("events", []):
-            if not _well_formed(event):
-                log.warning("Ignoring a malformed event in a transaction")
-                continue
-            try:
-                futures += await self.handle_event(event)
-            except Exception:
-                log.exception("Failed to handle %s %s", event.get("type"), event.get("event_id"))
+            if _well_formed(event):
+                events.append(event)
+            else:
+                log.warning("Ignoring a malformed event in transaction %s", txn_id)
+        for pending in await self.ctx.db.pending.accept(txn_id, events, now_ms()):
+            self._queue.put_nowait(pending)
         ephemeral = body.get("ephemeral", []) or body.get("de.sorunome.msc2409.ephemeral", [])
         for event in ephemeral:
             if isinstance(event, dict):
-                try:
-                    await self.handle_ephemeral(event)
-                except Exception:
-                    log.exception("Failed to handle ephemeral %s", event.get("type"))
+                # Typing and receipts are fleeting: handled right away, never recorded.
+                self._spawn(self._ephemeral(event))
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
+
+    async def _ephemeral(self, event: dict[str, Any]) -> None:
+        try:
+            await self.handle_ephemeral(event)
+        except Exception:
+            log.exception("Failed to handle ephemeral %s", event.get("type"))
+
+    async def _work(self) -> None:
+        while True:
+            pending = await self._queue.get()
+            try:
+                futures = await self.handle_event(pending.event)
+            except Exception:
+                log.exception(
+                    "Failed to handle %s %s", pending.event.get("type"), pending.event.get("event_id")
+                )
+                futures = []
+            self._spawn(self._finish(pending, futures))
+            self._queue.task_done()
+
+    async def _finish(self, pending: PendingEvent, futures: list[asyncio.Future[None]]) -> None:
         if futures:
             await asyncio.gather(*futures, return_exceptions=True)
+        await self.ctx.db.pending.done(pending.seq)
 
     async def handle_event(self, event: dict[str, Any]) -> list[asyncio.Future[None]]:
         kind = event["type"]
         if "state_key" in event:
             await self._update_state(event)
+            if (change := self._chat_change(event)) is not None:
+                return await self.outgoing.on_chat_change(change)
         if kind == "m.room.member":
             await self._on_member(event)
             return []
@@ -71,11 +129,30 @@ class MatrixInbox:
             await self._on_encrypted(event)
         return []
 
+    def _chat_change(self, event: dict[str, Any]) -> MatrixChatChange | None:
+        """A Matrix user's change of a room's name, topic, avatar or ghost members, if it is one."""
+        sender, content = event["sender"], event.get("content") or {}
+        if sender == self.ctx.matrix.bot_mxid or self.ctx.ghost_ids.parse(sender) is not None:
+            return None  # the bridge's own changes, mirrored from the network
+        base = {"room_id": RoomID(event["room_id"]), "event_id": event["event_id"], "sender": UserID(sender)}
+        kind, state_key = event["type"], event.get("state_key")
+        if kind == "m.room.name" and state_key == "" and isinstance(content.get("name"), str):
+            return MatrixChatChange(**base, name=content["name"])
+        if kind == "m.room.topic" and state_key == "" and isinstance(content.get("topic"), str):
+            return MatrixChatChange(**base, topic=content["topic"])
+        if kind == "m.room.avatar" and state_key == "" and isinstance(content.get("url"), str):
+            info = content.get("info") if isinstance(content.get("info"), dict) else {}
+            return MatrixChatChange(**base, avatar_mxc=content["url"], avatar_mime=str(info.get("mimetype") or "image/png"))
+        if kind == "m.room.member" and isinstance(state_key, str) and self.ctx.ghost_ids.parse(state_key):
+            membership = content.get("membership")
+            if membership == "invite":
+                return MatrixChatChange(**base, invited=UserID(state_key))
+            if membership in ("leave", "ban") and state_key != sender:
+                return MatrixChatChange(**base, removed=UserID(state_key))
+        return None
+
     async def _update_state(self, event: dict[str, Any]) -> None:
-        try:
-            await self.ctx.matrix.state_store.update_state(StateEvent.deserialize(event))
-        except Exception:
-            log.debug("Could not cache state event %s", event.get("event_id"), exc_info=True)
+        await self.ctx.matrix.cache_state(event)
 
     # Membership: the bot accepts invites from people allowed to use the bridge ----------
 

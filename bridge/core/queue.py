@@ -68,13 +68,19 @@ class KeyedQueues:
             if not queue:
                 self._pending.pop(key, None)
 
-    async def drain(self, timeout: float) -> bool:
-        """Stop accepting work and wait for queued work to finish; False on timeout."""
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no work is queued, including work queued meanwhile; False on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._workers:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            await asyncio.wait(list(self._workers.values()), timeout=remaining)
+        return True
+
+    def close(self) -> None:
+        """Refuse new work and cancel what is still running (it is redelivered next start)."""
         self._closed = True
-        workers = list(self._workers.values())
-        if not workers:
-            return True
-        done, pending = await asyncio.wait(workers, timeout=timeout)
-        for task in pending:
+        for task in self._workers.values():
             task.cancel()
-        return not pending

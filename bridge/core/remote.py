@@ -15,6 +15,7 @@ from ..matrix import content as mx
 from ..metrics import TO_MATRIX
 from .connector import NetworkLogin
 from .context import BridgeContext, now_ms, portal_origin, stable_id
+from .hub import remote_subject
 from .events import (
     ChatInfo,
     MessageContent,
@@ -32,6 +33,9 @@ from .ids import EventID, PortalKey, RoomID, UserID
 from .text import FormattedText, MentionTarget
 
 log = logging.getLogger("bridge.core.remote")
+
+SENDING = ""
+"""The event id of a mapping row written before the send: the message may be in flight."""
 
 
 class RemoteHandler:
@@ -63,6 +67,11 @@ class RemoteHandler:
     async def _already_bridged(self, key: PortalKey, event: RemoteMessage) -> bool:
         return bool(await self.ctx.db.messages.by_remote(key, event.message_id))
 
+    async def _sent_rows(self, portal: PortalRow, message_id: str) -> list[MessageRow]:
+        """The mapping rows of a message that reached Matrix (not one still being sent)."""
+        rows = await self.ctx.db.messages.by_remote(portal.key, message_id)
+        return [r for r in rows if r.event_id != SENDING]
+
     # Portal rooms ------------------------------------------------------------------------
 
     async def create_portal(self, login: NetworkLogin, key: PortalKey) -> PortalRow:
@@ -85,7 +94,9 @@ class RemoteHandler:
             is_direct=info.is_direct,
             bridge_info=bridge_info,
             bridge_state_key=f"{key.network}/{key.chat_id}",
-            power_users={g: 50 if info.read_only else 0 for g in ghosts},
+            # The owner may rename the room and manage members: the bridge mirrors that to the
+            # remote group where the network can (ChatChange).
+            power_users={**{g: 50 if info.read_only else 0 for g in ghosts}, owner: 50},
             events_default=50 if info.read_only else 0,
         )
         self._invited.add((room_id, owner))
@@ -198,34 +209,52 @@ class RemoteHandler:
         return mx.build_message(MessageContent(text=text, notice=True))
 
     async def on_message(self, login: NetworkLogin, portal: PortalRow, evt: RemoteMessage) -> None:
-        if await self._already_bridged(portal.key, evt):
+        rows = await self.ctx.db.messages.by_remote(portal.key, evt.message_id)
+        if rows and rows[0].event_id != SENDING:
             return
         assert portal.room_id is not None
+        hub_sender = portal.relay and evt.sender is not None and not evt.sender.is_from_me
+        if hub_sender and await self.ctx.hub.intercept(
+            login, portal, evt.sender.user_id, evt.content.text.text
+        ):
+            return
         sender = await self._sender_mxid(login, evt)
         reply_event = None
         if evt.reply_to:
-            rows = await self.ctx.db.messages.by_remote(portal.key, evt.reply_to)
-            reply_event = rows[0].event_id if rows else None
+            replied = await self.ctx.db.messages.by_remote(portal.key, evt.reply_to)
+            reply_event = replied[0].event_id if replied and replied[0].event_id else None
+        marker = stable_id("msg", portal.key.network, portal.key.chat_id, evt.message_id)
+        row = MessageRow(
+            portal=portal.key,
+            remote_id=evt.message_id,
+            part=0,
+            room_id=portal.room_id,
+            event_id=SENDING,
+            sender=sender,
+            timestamp=evt.timestamp_ms or now_ms(),
+        )
+        if rows:
+            # An earlier attempt was cut off (a crash) after it began sending: if the event
+            # reached the room, record it instead of sending a second copy.
+            found = await self.ctx.matrix.find_recent_event(portal.room_id, mx.MESSAGE_KEY, marker)
+            if found is not None:
+                await self.ctx.db.messages.set_event(row, found)
+                return
+        else:
+            await self.ctx.db.messages.put(row)
         content = await self._build_content(login, portal, evt.content, reply_event)
-        txn = "hub" + stable_id("msg", portal.key.network, portal.key.chat_id, evt.message_id)
+        content[mx.MESSAGE_KEY] = marker
         event_id = await self.ctx.matrix.send(
-            portal.room_id, sender, content, txn_id=txn, timestamp_ms=evt.timestamp_ms or None
+            portal.room_id, sender, content, txn_id="hub" + marker,
+            timestamp_ms=evt.timestamp_ms or None,
         )
-        await self.ctx.db.messages.put(
-            MessageRow(
-                portal=portal.key,
-                remote_id=evt.message_id,
-                part=0,
-                room_id=portal.room_id,
-                event_id=event_id,
-                sender=sender,
-                timestamp=evt.timestamp_ms or now_ms(),
-            )
-        )
+        await self.ctx.db.messages.set_event(row, event_id)
+        if hub_sender:
+            await self.ctx.hub.greet(login, portal, evt.sender.user_id)
         self.ctx.metrics.message_bridged(portal.key.network, TO_MATRIX)
 
     async def on_edit(self, login: NetworkLogin, portal: PortalRow, evt: RemoteEdit) -> None:
-        rows = await self.ctx.db.messages.by_remote(portal.key, evt.message_id)
+        rows = await self._sent_rows(portal, evt.message_id)
         if not rows:
             log.debug("Edit of unknown message %s in %s", evt.message_id, portal.key)
             return
@@ -240,15 +269,22 @@ class RemoteHandler:
         await self.ctx.matrix.send(portal.room_id, sender, content, txn_id=txn)
 
     async def on_delete(self, login: NetworkLogin, portal: PortalRow, evt: RemoteDelete) -> None:
-        rows = await self.ctx.db.messages.by_remote(portal.key, evt.message_id)
+        rows = await self._sent_rows(portal, evt.message_id)
         for row in rows:
+            # A Matrix user's own event (sent to the network through the bridge) can only
+            # be redacted by the bot: the appservice can't act as a real user.
+            redactor = row.sender if self.ctx.ghost_ids.parse(row.sender) else self.ctx.matrix.bot_mxid
             await self.ctx.matrix.redact(
-                row.room_id, row.sender, row.event_id, extra={mx.ORIGIN_KEY: portal_origin(portal.key)}
+                row.room_id, redactor, row.event_id, extra={mx.ORIGIN_KEY: portal_origin(portal.key)}
             )
         await self.ctx.db.messages.delete_remote(portal.key, evt.message_id)
 
     async def on_reaction(self, login: NetworkLogin, portal: PortalRow, evt: RemoteReaction) -> None:
         if evt.sender is None:
+            return
+        if portal.relay and await self.ctx.db.privacy.is_opted_out(
+            remote_subject(portal.key, evt.sender.user_id)
+        ):
             return
         assert portal.room_id is not None
         existing = await self.ctx.db.reactions.get(
@@ -265,7 +301,7 @@ class RemoteHandler:
             return
         if existing is not None:
             return
-        rows = await self.ctx.db.messages.by_remote(portal.key, evt.message_id)
+        rows = await self._sent_rows(portal, evt.message_id)
         if not rows:
             return
         sender = await self._sender_mxid(login, evt)
@@ -299,7 +335,7 @@ class RemoteHandler:
     async def on_read(self, login: NetworkLogin, portal: PortalRow, evt: RemoteReadReceipt) -> None:
         if evt.sender is None or evt.sender.is_from_me:
             return
-        rows = await self.ctx.db.messages.by_remote(portal.key, evt.up_to)
+        rows = await self._sent_rows(portal, evt.up_to)
         if not rows or portal.room_id is None:
             return
         sender = await self._sender_mxid(login, evt)

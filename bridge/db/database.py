@@ -8,7 +8,9 @@ from mautrix.util.async_db import Database
 from .logins import LoginStore, UserStore
 from .messages import MessageStore, ReactionStore
 from .misc import KeyValueStore, TransactionStore
+from .pending import PendingEventStore
 from .portals import GhostStore, PortalStore
+from .privacy import RelayPrivacyStore
 from .upgrades import upgrade_table
 
 log = logging.getLogger("bridge.db")
@@ -32,6 +34,8 @@ class BridgeDatabase:
         self.reactions = ReactionStore(self.db)
         self.transactions = TransactionStore(self.db)
         self.kv = KeyValueStore(self.db)
+        self.pending = PendingEventStore(self.db)
+        self.privacy = RelayPrivacyStore(self.db)
 
     async def start(self) -> None:
         await self.db.start()

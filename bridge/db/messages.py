@@ -54,6 +54,21 @@ class MessageStore:
             m.timestamp,
         )
 
+    async def set_event(self, row: MessageRow, event_id: EventID) -> None:
+        """Record (or correct) the Matrix event of a mapping row."""
+        await self.db.execute(
+            f"INSERT INTO message ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+            "ON CONFLICT (network, chat_id, remote_id, part) DO UPDATE SET event_id=excluded.event_id",
+            row.portal.network,
+            row.portal.chat_id,
+            row.remote_id,
+            row.part,
+            row.room_id,
+            event_id,
+            row.sender,
+            row.timestamp,
+        )
+
     async def by_remote(self, portal: PortalKey, remote_id: str) -> list[MessageRow]:
         rows = await self.db.fetch(
             f"SELECT {_COLUMNS} FROM message WHERE network=$1 AND chat_id=$2 AND remote_id=$3 "

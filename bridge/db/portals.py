@@ -22,11 +22,13 @@ class PortalRow:
     is_direct: bool = False
     encrypted: bool = False
     created_at: int = 0
+    relay: bool = False
+    """Linked to a hub room: relays for people without their own login."""
 
 
 _PORTAL_COLUMNS = (
     "network, chat_id, room_id, login_id, name, topic, avatar_id, avatar_mxc, is_direct, "
-    "encrypted, created_at"
+    "encrypted, created_at, relay"
 )
 
 
@@ -42,6 +44,7 @@ def _portal(row) -> PortalRow:
         is_direct=bool(row["is_direct"]),
         encrypted=bool(row["encrypted"]),
         created_at=row["created_at"],
+        relay=bool(row["relay"]),
     )
 
 
@@ -70,11 +73,12 @@ class PortalStore:
     async def put(self, p: PortalRow) -> None:
         await self.db.execute(
             f"""INSERT INTO portal ({_PORTAL_COLUMNS})
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
             ON CONFLICT (network, chat_id) DO UPDATE SET room_id=excluded.room_id,
                 login_id=excluded.login_id, name=excluded.name, topic=excluded.topic,
                 avatar_id=excluded.avatar_id, avatar_mxc=excluded.avatar_mxc,
-                is_direct=excluded.is_direct, encrypted=excluded.encrypted""",
+                is_direct=excluded.is_direct, encrypted=excluded.encrypted,
+                relay=excluded.relay""",
             p.key.network,
             p.key.chat_id,
             p.room_id,
@@ -86,6 +90,7 @@ class PortalStore:
             p.is_direct,
             p.encrypted,
             p.created_at,
+            p.relay,
         )
 
     async def delete(self, key: PortalKey) -> None:

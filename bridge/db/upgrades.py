@@ -103,3 +103,39 @@ async def upgrade_v1(conn: Connection, scheme: Scheme) -> None:
             value  TEXT NOT NULL
         )"""
     )
+
+
+@upgrade_table.register(description="Durable queue of Matrix events accepted but not yet handled")
+async def upgrade_v2(conn: Connection, scheme: Scheme) -> None:
+    # A row lives only from the moment a transaction is accepted until its event is
+    # handled, so a crash in between can't lose it. It is deleted right after.
+    await conn.execute(
+        """CREATE TABLE pending_event (
+            seq          BIGINT PRIMARY KEY,
+            txn_id       TEXT NOT NULL,
+            room_id      TEXT NOT NULL,
+            event        TEXT NOT NULL,
+            received_at  BIGINT NOT NULL
+        )"""
+    )
+
+
+@upgrade_table.register(description="Hub rooms: relaying portals, opt-outs and consent notices")
+async def upgrade_v3(conn: Connection, scheme: Scheme) -> None:
+    # A relaying portal was linked to its room on purpose (hub rooms): it relays messages
+    # of people without their own login through the linking login.
+    await conn.execute("ALTER TABLE portal ADD COLUMN relay BOOLEAN NOT NULL DEFAULT false")
+    await conn.execute(
+        """CREATE TABLE relay_optout (
+            subject     TEXT PRIMARY KEY,
+            created_at  BIGINT NOT NULL
+        )"""
+    )
+    await conn.execute(
+        """CREATE TABLE relay_notice (
+            network   TEXT NOT NULL,
+            chat_id   TEXT NOT NULL,
+            person    TEXT NOT NULL,
+            PRIMARY KEY (network, chat_id, person)
+        )"""
+    )

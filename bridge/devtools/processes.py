@@ -55,3 +55,29 @@ async def start_loopback_service(
 async def _drain(stream: asyncio.StreamReader) -> None:
     while await stream.read(65536):
         pass
+
+
+async def start_bridge_process(config: Path, *, log_path: Path) -> asyncio.subprocess.Process:
+    """Run ``python -m bridge -c CONFIG`` as its own process, logging to ``log_path``."""
+    log = open(log_path, "ab")  # noqa: SIM115 - the child owns it from here
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bridge", "-c", str(config), stdout=log, stderr=log
+    )
+
+
+async def wait_for_http(url: str, timeout: float = 30) -> None:
+    """Wait until ``url`` answers at all (any status)."""
+    import aiohttp
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with aiohttp.ClientSession() as http:
+        while True:
+            try:
+                async with http.get(url) as resp:
+                    await resp.read()
+                    return
+            except aiohttp.ClientError:
+                if loop.time() > deadline:
+                    raise RuntimeError(f"{url} did not answer within {timeout} s") from None
+                await asyncio.sleep(0.1)

@@ -5,16 +5,17 @@ The core calls these methods with plain dicts and ids; mautrix types stay in thi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import aiohttp
-from mautrix.api import Method
+from mautrix.api import Method, Path
 from mautrix.appservice import AppServiceAPI, IntentAPI
 from mautrix.appservice.state_store import ASStateStore
 from mautrix.client.state_store import MemoryStateStore
 from mautrix.errors import MatrixRequestError, MForbidden, MNotFound
-from mautrix.types import ContentURI, EventType, RoomCreatePreset
+from mautrix.types import ContentURI, EventType, RoomCreatePreset, StateEvent
 
 from ..core.ids import EventID, RoomID, UserID
 
@@ -81,9 +82,19 @@ class MatrixAPI:
         return self.intent(self.bot_mxid)
 
     async def whoami_ok(self) -> None:
-        """Check that the homeserver knows our as_token (it was given the registration)."""
-        await self.bot.ensure_registered()
-        await self.bot.whoami()
+        """Check that the homeserver knows our as_token (it was given the registration).
+
+        Raises :class:`MatrixError` with ``retryable=False`` when the token is refused,
+        and with ``retryable=True`` when the homeserver can't be reached or fails.
+        """
+        try:
+            await self.bot.ensure_registered()
+            await self.bot.whoami()
+        except MatrixRequestError as e:
+            refused = e.errcode in ("M_UNKNOWN_TOKEN", "M_FORBIDDEN", "M_MISSING_TOKEN")
+            raise MatrixError(f"{e.errcode}: {e.message}", retryable=not refused) from e
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+            raise MatrixError(f"can't connect ({type(e).__name__})") from e
 
     async def ensure_registered(self, mxid: str) -> None:
         await self.intent(mxid).ensure_registered()
@@ -151,6 +162,13 @@ class MatrixAPI:
 
     async def leave(self, room_id: str, mxid: str) -> None:
         await self.intent(mxid).leave_room(room_id)
+
+    async def cache_state(self, event: dict[str, Any]) -> None:
+        """Remember a state event from a transaction (memberships, power levels)."""
+        try:
+            await self.state_store.update_state(StateEvent.deserialize(event))
+        except Exception:
+            log.debug("Could not cache state event %s", event.get("event_id"), exc_info=True)
 
     async def is_member(self, room_id: str, mxid: str) -> bool:
         return await self.state_store.is_joined(room_id, UserID(mxid))
@@ -229,18 +247,39 @@ class MatrixAPI:
     async def download(self, mxc: str) -> bytes:
         return await self.bot.download_media(ContentURI(mxc))
 
+    async def find_recent_event(
+        self, room_id: str, key: str, value: str, limit: int = 200
+    ) -> EventID | None:
+        """The newest of the room's last ``limit`` events whose content has ``key: value``."""
+        resp = await self.bot.api.request(
+            Method.GET,
+            Path.v3.rooms[room_id].messages,
+            query_params={"dir": "b", "limit": str(limit)},
+        )
+        for event in resp.get("chunk", []):
+            if (event.get("content") or {}).get(key) == value:
+                return EventID(event["event_id"])
+        return None
+
     async def get_event(self, room_id: str, event_id: str) -> dict[str, Any]:
         evt = await self.bot.get_event(room_id, event_id)
         return evt.serialize()
 
-    async def get_power_level(self, room_id: str, mxid: str) -> int:
-        """A user's power in a room; room creators count as above every level (room
-        version 12 leaves them out of the power levels event)."""
-        levels = await self.bot.get_power_levels(room_id)
-        if not await self.state_store.has_create_cached(RoomID(room_id)):
-            await self.bot.get_state_event(RoomID(room_id), EventType.ROOM_CREATE, format="event")
-        create = await self.state_store.get_create(RoomID(room_id))
-        return levels.get_user_level(UserID(mxid), create)
+    async def can_moderate(self, room_id: str, mxid: str) -> bool:
+        """Whether ``mxid`` may change the room's settings (state events).
+
+        Room creators count as moderators: in room version 12 they hold unlimited power
+        without being listed in the power levels.
+        """
+        create = await self.bot.get_state_event(room_id, EventType.ROOM_CREATE, format="event")
+        content = create.content.serialize() if hasattr(create.content, "serialize") else {}
+        version = str(content.get("room_version", "1"))
+        creators = {str(create.sender), *content.get("additional_creators", [])}
+        if version in ("12",) or version.startswith("org.matrix.hydra"):
+            if mxid in creators:
+                return True
+        levels = await self.bot.get_power_levels(room_id, ignore_cache=True)
+        return levels.get_user_level(UserID(mxid)) >= levels.state_default
 
     async def joined_members(self, room_id: str) -> list[str]:
         return [str(m) for m in await self.bot.get_joined_members(room_id)]

@@ -24,7 +24,9 @@ class TransactionSink(Protocol):
     async def mark(self, txn_id: str, now_ms: int) -> None: ...
 
 
-TransactionHandler = Callable[[dict[str, Any]], Awaitable[None]]
+TransactionHandler = Callable[[str, dict[str, Any]], Awaitable[None]]
+"""Takes a transaction id and body; returns once the events are durably recorded (and may
+record the transaction id itself, atomically with them)."""
 
 
 def _error(status: int, errcode: str, message: str) -> web.Response:
@@ -72,15 +74,17 @@ class AppserviceServer:
             return web.json_response({})
         try:
             body = await request.json(loads=json.loads)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, LookupError):
             return _error(400, "M_NOT_JSON", "Transaction body is not JSON")
+        except RecursionError:
+            return _error(400, "M_BAD_JSON", "Transaction body is nested too deeply")
         if not isinstance(body, dict):
             return _error(400, "M_BAD_JSON", "Transaction body must be a JSON object")
         for key in ("events", "ephemeral", "de.sorunome.msc2409.ephemeral"):
             if key in body and not isinstance(body[key], list):
                 return _error(400, "M_BAD_JSON", f"'{key}' must be a list")
         try:
-            await self._handler(body)
+            await self._handler(txn_id, body)
         except Exception:
             log.exception("Failed to handle transaction %s", txn_id)
             # The homeserver retries the transaction, so nothing is lost.

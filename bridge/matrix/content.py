@@ -13,6 +13,10 @@ from . import html
 ORIGIN_KEY = "org.hubbridge.origin"
 """Marks events a portal sent itself, so no portal relays its own messages back."""
 
+MESSAGE_KEY = "org.hubbridge.message"
+"""A hash of the remote message an event carries: after a crash mid-send, the bridge
+finds the event by it instead of sending a second copy."""
+
 _MSGTYPE_KIND = {
     "m.image": MediaKind.IMAGE,
     "m.video": MediaKind.VIDEO,

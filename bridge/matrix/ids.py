@@ -58,8 +58,14 @@ class GhostIDs:
         network, sep, escaped = local.partition("_")
         if not sep or not escaped or not NETWORK_NAME.fullmatch(network):
             return None
-        return GhostKey(NetworkID(network), RemoteUserID(unescape_localpart(escaped)))
+        key = GhostKey(NetworkID(network), RemoteUserID(unescape_localpart(escaped)))
+        # Only the one canonical spelling is a ghost: "=61" and "a" must not both be "a".
+        return key if self.mxid(key) == mxid else None
 
     def namespace_regex(self, network: str) -> str:
-        """The exclusive user namespace of one network's ghosts, for the registration."""
-        return f"@{re.escape(self.prefix + network)}_.*:{re.escape(self.domain)}"
+        """The exclusive user namespace of one network's ghosts, for the registration.
+
+        Anchored at both ends: homeservers match it from the start, and without the end
+        anchor it would also claim users of a longer server name.
+        """
+        return f"^@{re.escape(self.prefix + network)}_[^:]+:{re.escape(self.domain)}$"

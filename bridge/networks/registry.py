@@ -11,6 +11,9 @@ from ..core.connector import Connector
 
 KNOWN_NETWORKS: dict[str, str] = {
     "loopback": "bridge.networks.loopback.connector:LoopbackConnector",
+    "signal": "bridge.networks.signal.connector:SignalConnector",
+    "telegram": "bridge.networks.telegram.connector:TelegramConnector",
+    "whatsapp": "bridge.networks.whatsapp.connector:WhatsAppConnector",
 }
 
 

@@ -44,11 +44,19 @@ class BridgeUnderTest:
         return self.workdir / "registration.yaml"
 
     @property
+    def bridge_db_uri(self) -> str:
+        return self.db_uri
+
+    @property
     def bot_mxid(self) -> str:
         return f"@{self.bot_username}:localhost"
 
     def write_files(self) -> Path:
         """Write config.yaml and the registration, exactly as the README tells admins."""
+        self.write_config()
+        return write_registration(load_config(self.config_path))
+
+    def write_config(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = {
             "homeserver": {"address": self.homeserver_url, "domain": "localhost"},
@@ -67,10 +75,11 @@ class BridgeUnderTest:
             "networks": self.networks,
         }
         self.config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
-        return write_registration(load_config(self.config_path))
 
     def allow(self, user_id: str, level: str = "user") -> None:
+        """Give a user a permission level, in the running bridge and in its config file."""
         self.permissions[user_id] = level
+        self.write_config()
         if self.bridge is not None:
             self.bridge.config.bridge.permissions[user_id] = level
 

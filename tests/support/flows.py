@@ -47,16 +47,31 @@ async def loopback_user(
     return LoopbackAccount(user_id, made["token"], loopback.as_user(made["token"]))
 
 
+async def wait_for_new(client: TestClient, room_id: str, predicate, after: int):
+    """Wait for a matching event among those received after the first ``after`` ones."""
+    return await client.wait_for_event(
+        room_id, lambda e: predicate(e) and client.events(room_id).index(e) >= after
+    )
+
+
 async def log_in_to_loopback(
-    client: TestClient, env: BridgeUnderTest, account: LoopbackAccount
+    client: TestClient,
+    env: BridgeUnderTest,
+    account: LoopbackAccount,
+    *,
+    network: str = "loopback",
+    management_room: str | None = None,
 ) -> str:
-    """Log ``client`` in to the loopback network as ``account``; return the management room."""
+    """Log ``client`` in to a loopback network as ``account``; return the management room."""
     env.allow(client.user_id, "user")
-    room = await open_management_room(client, env)
-    await client.send_text(room, "login loopback")
-    await bot_says(client, room, env, "Send the token")
+    room = management_room or await open_management_room(client, env)
+    from_bot = sent_by(env.bot_mxid)
+    before = len(client.events(room))
+    await client.send_text(room, f"login {network}")
+    await wait_for_new(client, room, lambda e: from_bot(e) and "Send the token" in body_of(e), before)
+    before = len(client.events(room))
     await client.send_text(room, account.token)
-    await bot_says(client, room, env, "Logged in to Loopback")
+    await wait_for_new(client, room, lambda e: from_bot(e) and "Logged in to" in body_of(e), before)
     return room
 
 

@@ -63,6 +63,7 @@ class TestClient:
     def __init__(self, nio_client: AsyncClient) -> None:
         self.nio = nio_client
         self._events: dict[str, list[Event]] = {}
+        self._ephemeral: dict[str, list[Any]] = {}
         self._seen: set[str] = set()
         self._invites: list[str] = []
         self._handed_out: set[str] = set()
@@ -102,6 +103,8 @@ class TestClient:
                 if event.event_id not in self._seen:
                     self._seen.add(event.event_id)
                     timeline.append(event)
+            # Typing notices and read receipts: kept in arrival order, like the timeline.
+            self._ephemeral.setdefault(room_id, []).extend(info.ephemeral)
         if response.to_device_events:  # room keys arrive as to-device events
             self._retry_decryption()
         # Wake every waiter; each re-checks its own condition.
@@ -148,6 +151,22 @@ class TestClient:
         except MatrixTestError as exc:
             seen = [f"{type(e).__name__} {e.source.get('type')}" for e in self.events(room_id)]
             raise MatrixTestError(f"{exc}; events seen: {seen}") from None
+
+    async def wait_for_ephemeral(
+        self, room_id: str, predicate: Callable[[Any], bool], timeout: float = 20
+    ) -> Any:
+        """Return the first typing notice or receipt in ``room_id`` matching ``predicate``."""
+
+        def check() -> Any | None:
+            return next((e for e in self._ephemeral.get(room_id, []) if predicate(e)), None)
+
+        return await self._wait_until(check, timeout, f"an ephemeral event in {room_id}")
+
+    async def set_typing(self, room_id: str, typing: bool) -> None:
+        await _checked(self.nio.room_typing(room_id, typing_state=typing, timeout=30_000))
+
+    async def send_read_receipt(self, room_id: str, event_id: str) -> None:
+        await _checked(self.nio.room_read_markers(room_id, event_id, event_id))
 
     async def wait_for_invite(
         self, predicate: Callable[[MatrixInvitedRoom], bool] | None = None, timeout: float = 20

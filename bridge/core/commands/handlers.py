@@ -73,17 +73,6 @@ class Command:
     aliases: tuple[str, ...] = ()
 
 
-async def cmd_help(ctx: CommandContext) -> None:
-    lines = [f"Commands (prefix '{ctx.prefix}', optional in this room):" if ctx.is_management
-             else f"Commands (start each with '{ctx.prefix}'):"]
-    for command in COMMANDS:
-        if ctx.bridge.permission_at_least(ctx.sender, command.level):
-            lines.append(f"  {command.usage} - {command.help}")
-    networks = ", ".join(sorted(ctx.bridge.logins.connectors)) or "none"
-    lines.append(f"Networks on this bridge: {networks}")
-    await ctx.reply("\n".join(lines))
-
-
 async def cmd_ping(ctx: CommandContext) -> None:
     records = await user_logins(ctx.bridge, ctx.sender)
     pending = ctx.bridge.logins.pending.get(ctx.sender)
@@ -235,18 +224,3 @@ async def cmd_sync(ctx: CommandContext) -> None:
 
             await ctx.bridge.queues.submit(key, ensure)
     await ctx.reply(f"Synced: {created} new portal room(s).")
-
-
-COMMANDS: tuple[Command, ...] = (
-    Command("help", cmd_help, "relay", "help", "show this help"),
-    Command("ping", cmd_ping, "relay", "ping", "check the bridge and show your logins", ("status",)),
-    Command("logins", cmd_logins, "user", "logins", "list your logins and their state"),
-    Command("login", cmd_login, "user", "login <network> [method]", "log in to a network"),
-    Command("cancel", cmd_cancel, "user", "cancel", "cancel a login in progress"),
-    Command("logout", cmd_logout, "user", "logout <network> [account]", "log out of a network"),
-    Command("sync", cmd_sync, "user", "sync [network]", "create rooms for all your chats now"),
-)
-
-COMMANDS_BY_NAME: dict[str, Command] = {
-    name: command for command in COMMANDS for name in (command.name, *command.aliases)
-}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ class ParsedCommand:
 
 
 MAX_COMMAND_LENGTH = 4096
+_WHITESPACE = re.compile(r"\s+")
 
 
 def parse_command(body: str, prefix: str, *, prefix_optional: bool) -> ParsedCommand | None:
@@ -26,17 +28,15 @@ def parse_command(body: str, prefix: str, *, prefix_optional: bool) -> ParsedCom
     text = body.strip()
     if len(text) > MAX_COMMAND_LENGTH:
         return None
-    if text == prefix or text.startswith(prefix + " ") or text.startswith(prefix + "\n"):
+    if text == prefix or (text.startswith(prefix) and text[len(prefix)] in " \n"):
         text = text[len(prefix) :].strip()
     elif not prefix_optional:
         return None
     if not text:
         return ParsedCommand("help", (), "")
-    name, _, rest = text.partition(" ")
-    if "\n" in name:
-        name, _, more = name.partition("\n")
-        rest = more + (" " + rest if rest else "")
-    rest = rest.strip()
+    parts = _WHITESPACE.split(text, maxsplit=1)
+    name = parts[0]
+    rest = parts[1].strip() if len(parts) > 1 else ""
     try:
         args = tuple(shlex.split(rest))
     except ValueError:  # an unbalanced quote: fall back to plain splitting

@@ -64,6 +64,17 @@ class LoopbackConfig:
     """Seconds one long poll for events may wait."""
 
 
+def _text(value: Any, *, empty: bool = False) -> str:
+    """A string field of an event; anything else makes the event malformed."""
+    if not isinstance(value, str) or not (value or empty):
+        raise ValueError("expected a non-empty string")
+    return value
+
+
+def _optional_text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 class LoopbackConnector(Connector):
     network = NetworkID("loopback")
     display_name = "Loopback"
@@ -216,7 +227,7 @@ class LoopbackLogin(NetworkLogin):
         """One service event as a core event; None for anything malformed or irrelevant."""
         try:
             return self._convert_unchecked(raw)
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError):
             log.warning("Skipping a malformed loopback event of type %r", raw.get("type"))
             return None
 
@@ -227,58 +238,58 @@ class LoopbackLogin(NetworkLogin):
         kind = raw["type"]
         if kind == "user_update":
             return self._user_info(raw["user"])
-        chat = RemoteChatID(raw["chat_id"])
+        chat = RemoteChatID(_text(raw["chat_id"]))
         ts = int(raw.get("ts") or 0)
         if kind == "message":
             m = raw["message"]
             return RemoteMessage(
                 chat_id=chat,
-                sender=self._sender(m["sender"]),
+                sender=self._sender(_text(m["sender"])),
                 timestamp_ms=int(m.get("ts") or ts),
-                message_id=RemoteMessageID(m["id"]),
+                message_id=RemoteMessageID(_text(m["id"])),
                 content=self._content(m),
-                reply_to=m.get("reply_to"),
-                txn_id=m.get("txn_id"),
+                reply_to=_optional_text(m.get("reply_to")),
+                txn_id=_optional_text(m.get("txn_id")),
             )
         if kind == "edit":
             return RemoteEdit(
                 chat_id=chat,
-                sender=self._sender(raw["sender"]),
+                sender=self._sender(_text(raw["sender"])),
                 timestamp_ms=ts,
-                message_id=RemoteMessageID(raw["message_id"]),
-                content=MessageContent(text=from_loopback(raw["text"], raw.get("entities"))),
+                message_id=RemoteMessageID(_text(raw["message_id"])),
+                content=MessageContent(text=from_loopback(_text(raw["text"], empty=True), raw.get("entities"))),
             )
         if kind == "delete":
             return RemoteDelete(
-                chat_id=chat, sender=self._sender(raw["sender"]), timestamp_ms=ts,
-                message_id=RemoteMessageID(raw["message_id"]),
+                chat_id=chat, sender=self._sender(_text(raw["sender"])), timestamp_ms=ts,
+                message_id=RemoteMessageID(_text(raw["message_id"])),
             )
         if kind in ("reaction", "reaction_removed"):
             return RemoteReaction(
-                chat_id=chat, sender=self._sender(raw["sender"]), timestamp_ms=ts,
-                message_id=RemoteMessageID(raw["message_id"]), emoji=raw["emoji"],
+                chat_id=chat, sender=self._sender(_text(raw["sender"])), timestamp_ms=ts,
+                message_id=RemoteMessageID(_text(raw["message_id"])), emoji=_text(raw["emoji"]),
                 removed=kind == "reaction_removed",
             )
         if kind == "typing":
             return RemoteTyping(
-                chat_id=chat, sender=self._sender(raw["sender"]), typing=bool(raw["typing"])
+                chat_id=chat, sender=self._sender(_text(raw["sender"])), typing=bool(raw["typing"])
             )
         if kind == "read":
             return RemoteReadReceipt(
-                chat_id=chat, sender=self._sender(raw["sender"]),
-                up_to=RemoteMessageID(raw["message_id"]),
+                chat_id=chat, sender=self._sender(_text(raw["sender"])),
+                up_to=RemoteMessageID(_text(raw["message_id"])),
             )
         if kind in ("chat_update", "chat_created"):
             return RemoteChatUpdate(chat_id=chat, timestamp_ms=ts, info=self._chat_info(raw["chat"]))
         if kind in ("member_join", "member_leave"):
             return RemoteMemberChange(
-                chat_id=chat, timestamp_ms=ts, user_id=RemoteUserID(raw["user_id"]),
+                chat_id=chat, timestamp_ms=ts, user_id=RemoteUserID(_text(raw["user_id"])),
                 joined=kind == "member_join",
             )
         return None
 
     def _content(self, m: dict[str, Any]) -> MessageContent:
-        text = from_loopback(m.get("text") or "", m.get("entities"))
+        text = from_loopback(_optional_text(m.get("text")) or "", m.get("entities"))
         media = m.get("media")
         if not media:
             return MessageContent(text=text)

@@ -1,0 +1,135 @@
+"""Telegram through the whole bridge: real core, real Synapse, real Telethon, fake Telegram."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from bridge.config import load_config
+from bridge.core.bridge import Bridge
+from tests.conftest import unique
+from tests.support.bridge_env import BridgeUnderTest
+from tests.support.flows import body_of, bot_says, open_management_room
+from tests.support.matrix_client import TestClient
+from tests.telegram.fake.handlers import FakeTelegram
+from tests.telegram.fake.harness import client_factory
+from telethon.tl import types as tl
+
+pytestmark = pytest.mark.synapse
+
+
+async def start_bridge(env: BridgeUnderTest, fake: FakeTelegram) -> Bridge:
+    """Start the bridge as BridgeUnderTest does, with Telegram pointed at the fake."""
+    config = load_config(env.config_path)
+    config.bridge.permissions.update(env.permissions)
+    env.bridge = Bridge(config)
+    env.bridge.connectors["telegram"].client_factory = client_factory(fake)
+    await env.bridge.start()
+    return env.bridge
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def telegram_fake() -> AsyncIterator[FakeTelegram]:
+    fake = FakeTelegram()
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def telegram_bridge(synapse, bridge_envs, telegram_fake) -> AsyncIterator[BridgeUnderTest]:
+    env = bridge_envs["telegram"]
+    await start_bridge(env, telegram_fake)
+    try:
+        yield env
+    finally:
+        await env.stop()
+
+
+async def until(check, timeout: float = 15.0):
+    async with asyncio.timeout(timeout):
+        while not (result := check()):
+            await asyncio.sleep(0.05)
+        return result
+
+
+async def log_in(client: TestClient, env: BridgeUnderTest, fake: FakeTelegram, phone: str) -> str:
+    env.allow(client.user_id, "user")
+    room = await open_management_room(client, env)
+    await client.send_text(room, "login telegram")
+    await bot_says(client, room, env, "phone number")
+    await client.send_text(room, phone)
+    await bot_says(client, room, env, "login code")
+    await client.send_text(room, "99999" if fake.login_code(phone) != "99999" else "88888")
+    await bot_says(client, room, env, "That code is wrong")
+    await client.send_text(room, fake.login_code(phone))
+    await bot_says(client, room, env, "Logged in to Telegram")
+    return room
+
+
+def texts_in_box(account) -> list[str]:
+    return [m.message for m in account.box.values() if isinstance(m, tl.Message)]
+
+
+async def test_login_then_messages_flow_both_ways_despite_a_flood_wait(
+    telegram_bridge: BridgeUnderTest, telegram_fake: FakeTelegram, matrix_user: TestClient
+) -> None:
+    fake = telegram_fake
+    alice = fake.add_account("Alice", phone="+4915111111111")
+    bob = fake.add_account("Bob", username=unique("bob").replace("-", "_"), phone="+4915122222222")
+    await log_in(matrix_user, telegram_bridge, fake, "+4915111111111")
+
+    text = "Hello 😀 bold"
+    await fake.send(bob, alice, text, entities=[tl.MessageEntityBold(offset=9, length=4)])
+    portal = await matrix_user.wait_for_invite()
+    await matrix_user.join(portal)
+    event = await matrix_user.wait_for_event(portal, lambda e: body_of(e) == text)
+    assert event.source["content"]["formatted_body"] == "Hello 😀 <strong>bold</strong>"
+    ghost = event.source["sender"]
+    assert ghost == f"@hubtelegram_telegram_{bob.id}:localhost"
+    assert "4915" not in ghost
+    assert matrix_user.nio.rooms[portal].user_name(ghost) == "Bob (Telegram)"
+
+    # Telegram asks the bridge to wait once; the message waits in the queue and arrives.
+    fake.flood_once("SendMessageRequest", 1)
+    await matrix_user.send_text(portal, "hi bob", formatted_body="hi <em>bob</em>", reply_to=event.event_id)
+    await until(lambda: "hi bob" in texts_in_box(bob))
+    sent = next(m for m in bob.box.values() if isinstance(m, tl.Message) and m.message == "hi bob")
+    assert sent.entities == [tl.MessageEntityItalic(offset=3, length=3)]
+    assert sent.reply_to is not None
+    assert bob.box[sent.reply_to.reply_to_msg_id].message == text
+    assert "SendMessageRequest" in fake.requests
+    assert texts_in_box(bob).count("hi bob") == 1
+
+
+async def test_messages_sent_while_the_bridge_is_down_arrive_exactly_once(
+    telegram_bridge: BridgeUnderTest, telegram_fake: FakeTelegram, matrix_user: TestClient
+) -> None:
+    fake = telegram_fake
+    alice = fake.add_account("Alice", phone="+4915133333333")
+    carol = fake.add_account("Carol", phone="+4915144444444")
+    await log_in(matrix_user, telegram_bridge, fake, "+4915133333333")
+    await fake.send(carol, alice, "before the restart")
+    portal = await matrix_user.wait_for_invite()
+    await matrix_user.join(portal)
+    await matrix_user.wait_for_event(portal, lambda e: body_of(e) == "before the restart")
+
+    await telegram_bridge.stop()
+    fake.requests.clear()
+    for n in range(3):
+        await fake.send(carol, alice, f"while down {n}")
+    await start_bridge(telegram_bridge, fake)
+
+    await matrix_user.wait_for_event(portal, lambda e: body_of(e) == "while down 2")
+    assert "GetDifferenceRequest" in fake.requests  # fetched by Telegram's difference mechanism
+    await fake.send(carol, alice, "after the restart")
+    await matrix_user.wait_for_event(portal, lambda e: body_of(e) == "after the restart")
+    await asyncio.sleep(1)  # let any duplicate show up
+    bodies = [body_of(e) for e in matrix_user.events(portal) if e.source.get("type") == "m.room.message"]
+    for expected in ["before the restart", "while down 0", "while down 1", "while down 2", "after the restart"]:
+        assert bodies.count(expected) == 1, bodies
