@@ -228,6 +228,14 @@ class ProvisioningAPI:
             status = _LINK_ERROR_STATUS.get(e.code, 400)
             raise ApiError(status, "HB_" + e.code.upper(), e.reason) from None
         portal = result.portal
+        if result.created and portal.room_id:
+            # What the link command says in the room; here nobody else would tell it.
+            chat = result.info.name or portal.key.chat_id
+            await self.ctx.matrix.notice(
+                portal.room_id,
+                f"{user} linked the {result.network_name} chat '{chat}' to this room. Messages "
+                "are relayed with display names only.",
+            )
         return web.json_response({
             "created": result.created,
             "moved_from": result.moved_from,

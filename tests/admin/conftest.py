@@ -14,7 +14,6 @@ from typing import Any
 
 import aiohttp
 import pytest_asyncio
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.provisioning import PREFIX
@@ -78,14 +77,13 @@ async def admin_bridge(synapse, bridge_envs: dict[str, BridgeUnderTest]) -> Asyn
     env = bridge_envs["admin"]
     metrics_port, provisioning_port = free_port(), free_port()
     metrics_token, shared_secret = secrets.token_hex(16), secrets.token_hex(32)
-    config = yaml.safe_load(env.config_path.read_text(encoding="utf-8"))
-    config["metrics"] = {
-        "enabled": True, "listen": f"127.0.0.1:{metrics_port}", "token": metrics_token,
+    env.extra_config = {
+        "metrics": {"enabled": True, "listen": f"127.0.0.1:{metrics_port}", "token": metrics_token},
+        "provisioning": {
+            "enabled": True, "listen": f"127.0.0.1:{provisioning_port}", "shared_secret": shared_secret,
+        },
     }
-    config["provisioning"] = {
-        "enabled": True, "listen": f"127.0.0.1:{provisioning_port}", "shared_secret": shared_secret,
-    }
-    env.config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    env.write_config()
     await env.start()
     http = aiohttp.ClientSession()
     try:

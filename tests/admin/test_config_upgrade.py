@@ -172,23 +172,32 @@ def _subset(paths: list[tuple[str, ...]], values: dict[tuple[str, ...], Any]) ->
 
 
 def _expected(admin: dict) -> dict:
-    merged: dict = {}
-    for key, value in EXAMPLE_DATA.items():
-        if key == "networks":
-            if "networks" in admin:
-                merged["networks"] = {
-                    name: {**EXAMPLE_DATA["networks"].get(name, {}), **section}
-                    for name, section in admin["networks"].items()
-                }
-            continue
-        if key not in admin:
-            merged[key] = {k: v for k, v in value.items() if (key, k) not in OWN_ENTRIES}
-        elif isinstance(value, dict):
-            defaults = {k: v for k, v in value.items() if (key, k) not in OWN_ENTRIES}
-            merged[key] = {**defaults, **admin[key]}
-        else:
-            merged[key] = admin[key]
-    return merged
+    """What the upgrade should produce: the example's keys, the admin's values."""
+    return _merge(EXAMPLE_DATA, admin, ())
+
+
+def _merge(default: Any, admin: Any, path: tuple[str, ...]) -> Any:
+    if path in OWN_ENTRIES or not (isinstance(default, dict) and isinstance(admin, dict)):
+        return admin
+    out = {}
+    for key, value in default.items():
+        child = (*path, key)
+        if key in admin:
+            out[key] = _merge(value, admin[key], child)
+        elif child not in OWN_ENTRIES and child != ("networks",) and path != ("networks",):
+            out[key] = _without_own_entries(value, child)
+    for key, value in admin.items():  # e.g. a network the example doesn't have
+        out.setdefault(key, value)
+    return out
+
+
+def _without_own_entries(value: Any, path: tuple[str, ...]) -> Any:
+    if not isinstance(value, dict):
+        return value
+    return {
+        k: _without_own_entries(v, (*path, k))
+        for k, v in value.items() if (*path, k) not in OWN_ENTRIES and (*path, k) != ("networks",)
+    }
 
 
 OWN_ENTRIES = {("bridge", "permissions"), ("logging", "modules")}

@@ -189,8 +189,10 @@ async def test_a_program_logs_in_lists_chats_links_one_to_a_room_and_logs_out(
     assert status == 200, linked
     assert linked["created"] is True and linked["portal"]["room_id"] == room
     assert linked["moved_from"] == own_room
-    await matrix_user.wait_for_event(own_room, lambda e: "now bridged to another room" in body_of(e))
-    await matrix_user.wait_for_event(room, lambda e: "now linked to the Loopback chat 'Book club'" in body_of(e))
+    await matrix_user.wait_for_event(own_room, lambda e: "now bridged into another room" in body_of(e))
+    await matrix_user.wait_for_event(room, lambda e: "linked the Loopback chat 'Book club' to this room" in body_of(e))
+    # The chat is told too, as the link command does.
+    await wait_for_remote(loopback, chat, lambda m: "now bridged by the server localhost" in (m.get("text") or ""))
     state = await matrix_user.nio.room_get_state(room)
     assert any(e["type"] == "m.bridge" and e["state_key"] == f"loopback/{chat}" for e in state.events)
 
@@ -232,6 +234,7 @@ async def test_linking_needs_a_login_that_sees_the_chat_and_power_in_the_room(
     _, step = await admin_bridge.call("POST", "/login", user=user, body={"network": "loopback"})
     _, step = await admin_bridge.call("POST", f"/login/{step['process_id']}", user=user, body={"input": me.token})
     assert step["status"] == "complete"
+    await wait_for_login_state(admin_bridge, user, me.user_id, "connected")
 
     status, data = await admin_bridge.call("POST", "/portals", user=user, body={**body, "chat_id": their_chat})
     assert (status, data["errcode"]) == (404, "HB_CHAT_NOT_VISIBLE")

@@ -33,6 +33,8 @@ class BridgeUnderTest:
     ghost_prefix: str = "hub_"
     port: int = field(default_factory=free_port)
     permissions: dict[str, str] = field(default_factory=lambda: {"@admin:localhost": "admin"})
+    extra_config: dict[str, Any] = field(default_factory=dict)
+    """More top-level sections for config.yaml (e.g. metrics, provisioning)."""
     bridge: Bridge | None = None
 
     @property
@@ -73,6 +75,7 @@ class BridgeUnderTest:
             "bridge": {"permissions": self.permissions, "max_media_size_mb": 5},
             "logging": {"level": "DEBUG"},
             "networks": self.networks,
+            **self.extra_config,
         }
         self.config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
 
