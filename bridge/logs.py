@@ -133,6 +133,12 @@ def setup_logging(config: LoggingConfig) -> None:
     silence_leaky_libraries()
     for module, level in config.modules.items():
         logging.getLogger(module).setLevel(level.upper())
-    # mautrix logs request bodies at DEBUG; keep it quieter unless asked for.
-    if "mau" not in config.modules:
-        logging.getLogger("mau").setLevel(max(root.level, logging.INFO))
+    # mautrix logs every request body at DEBUG, message text included: those loggers
+    # stay at INFO or above unless the admin names them in logging.modules.
+    for chatty in BODY_LOGGERS:
+        if chatty not in config.modules:
+            logging.getLogger(chatty).setLevel(max(root.level, logging.INFO))
+
+
+BODY_LOGGERS = ("mau", "bridge.matrix.api")
+"""Loggers whose DEBUG lines hold request bodies (message text): quiet by default."""

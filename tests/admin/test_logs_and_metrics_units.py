@@ -90,15 +90,26 @@ def test_credentials_are_masked(line: str, secret: str) -> None:
 def test_levels_per_module_come_from_the_config() -> None:
     root = logging.getLogger()
     saved = root.handlers[:], root.level
+    touched = ("bridge.networks.loopback", "bridge.matrix.api", "mau")
     try:
         setup_logging(LoggingConfig(level="WARNING", modules={"bridge.networks.loopback": "DEBUG"}, format="json"))
         assert root.level == logging.WARNING
         assert logging.getLogger("bridge.networks.loopback").level == logging.DEBUG
         assert isinstance(root.handlers[0].formatter, JSONFormatter)
+
+        # DEBUG everywhere still leaves out the request bodies (message text) of the
+        # Matrix API, unless that module is asked for by name.
+        setup_logging(LoggingConfig(level="DEBUG"))
+        assert not logging.getLogger("bridge.matrix.api.api.bot").isEnabledFor(logging.DEBUG)
+        assert not logging.getLogger("mau.as").isEnabledFor(logging.DEBUG)
+        assert logging.getLogger("bridge.core.outgoing").isEnabledFor(logging.DEBUG)
+        setup_logging(LoggingConfig(level="INFO", modules={"bridge.matrix.api": "DEBUG"}))
+        assert logging.getLogger("bridge.matrix.api.api.bot").isEnabledFor(logging.DEBUG)
     finally:
         root.handlers[:], level = saved
         root.setLevel(level)
-        logging.getLogger("bridge.networks.loopback").setLevel(logging.NOTSET)
+        for name in touched:
+            logging.getLogger(name).setLevel(logging.NOTSET)
 
 
 def test_failures_sort_into_a_fixed_set_of_reasons() -> None:
