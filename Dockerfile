@@ -10,10 +10,14 @@
 FROM python:3.12-slim
 
 # python-olm has wheels for Python 3.11 and 3.12 only; nothing needs compiling.
+# EXTRAS picks the network libraries: all (Telegram and WhatsApp), telegram, whatsapp,
+# or "" for none. Signal needs no library here: the signal-cli daemon runs beside the
+# bridge (docs/signal.md), in its own container or on the host.
+ARG EXTRAS=all
 WORKDIR /opt/hub-bridge
 COPY pyproject.toml setup.py MANIFEST.in README.md config.example.yaml ./
 COPY bridge ./bridge
-RUN pip install --no-cache-dir . && rm -rf /opt/hub-bridge/build
+RUN pip install --no-cache-dir ".${EXTRAS:+[$EXTRAS]}" && rm -rf /opt/hub-bridge/build
 
 # A fixed unprivileged user; give it the /data volume (chown 10100 on the host).
 RUN useradd --system --uid 10100 --home-dir /data --shell /usr/sbin/nologin hubbridge
