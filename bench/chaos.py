@@ -23,6 +23,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import aiohttp
 import yaml
 
 from bridge.config import load_config
@@ -31,7 +32,7 @@ from bridge.devtools.synapse import LocalSynapse
 from bridge.networks.loopback.client import LoopbackClient, LoopbackError
 from bridge.registration import write_registration
 
-from .matrix_http import MatrixHTTP
+from .chaos_client import ChaosClient
 from .postgres import temporary_database
 
 BOT = "@hubbridge:localhost"
@@ -72,10 +73,10 @@ def _write_config(data: Path, synapse_port: int, loopback_url: str, bridge_port:
     return path
 
 
-async def _setup_portal(matrix: MatrixHTTP, admin: LoopbackClient) -> tuple[str, str, LoopbackClient]:
+async def _setup_portal(matrix: ChaosClient, admin: LoopbackClient) -> tuple[str, str, LoopbackClient]:
     alice = await admin.admin_create_user("alice", "Alice")
     bob = await admin.admin_create_user("bob", "Bob")
-    management = await matrix.create_room(invite=[BOT], is_direct=True)
+    management = await matrix.create_direct_room(BOT)
 
     def bot_said(text: str):
         return lambda r, e: r == management and text in e.get("content", {}).get("body", "")
@@ -102,7 +103,7 @@ async def _post_remote(bob: LoopbackClient, chat: str, n: int, rate: float) -> N
         await asyncio.sleep(1 / rate)
 
 
-async def _post_matrix(matrix: MatrixHTTP, room: str, n: int, rate: float, give_up: float) -> None:
+async def _post_matrix(matrix: ChaosClient, room: str, n: int, rate: float, give_up: float) -> None:
     for i in range(n):
         await matrix.send_until_accepted(room, f"m-{i}", f"chaos-m-{i}", give_up)
         await asyncio.sleep(1 / rate)
@@ -140,12 +141,20 @@ async def _network_texts(admin: LoopbackClient, chat: str, sender: str) -> list[
         before = page[0]["id"]
 
 
-def _tally(expected: list[str], seen: list[str]) -> dict[str, int]:
+def _tally(expected: list[str], seen: list[str]) -> dict:
     counts = Counter(seen)
-    return {
-        "lost": sum(1 for body in expected if counts[body] == 0),
-        "doubled": sum(counts[body] - 1 for body in expected if counts[body] > 1),
+    missing = [body for body in expected if counts[body] == 0]
+    doubled = [body for body in expected if counts[body] > 1]
+    result: dict = {
+        "lost": len(missing),
+        "doubled": sum(counts[body] - 1 for body in doubled),
     }
+    # Name the first few, so a failed run can be traced in the logs it leaves behind.
+    if missing:
+        result["missing_examples"] = missing[:10]
+    if doubled:
+        result["doubled_examples"] = doubled[:10]
+    return result
 
 
 async def run(messages: int, kills: int, outage: float, db: str, rate: float, seed: int,
@@ -161,11 +170,12 @@ async def run(messages: int, kills: int, outage: float, db: str, rate: float, se
         synapse.registrations = [(workdir / "registration.yaml").resolve()]
         bridge = BridgeProcess(config, bridge_port, workdir / "bridge.log")
         matrix = None
+        http = aiohttp.ClientSession()
         try:
             await synapse.start()
             user_id, token = await synapse.register_user("chaos", "chaos")
             await bridge.start()
-            matrix = MatrixHTTP(synapse.url, token, user_id)
+            matrix = ChaosClient(synapse.url, token, user_id, http)
             chat, room, bob = await _setup_portal(matrix, admin)
             duration = messages / rate
             log: list[str] = []
@@ -204,8 +214,7 @@ async def run(messages: int, kills: int, outage: float, db: str, rate: float, se
                 "seconds": round(time.monotonic() - began, 1),
             }
         finally:
-            if matrix is not None:
-                await matrix.close()
+            await http.close()
             await bridge.stop()
             await synapse.stop()
             await admin.close()

@@ -101,8 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "generate-registration":
             from .registration import write_registration
 
-            path = write_registration(config, Path(args.registration) if args.registration else None)
-            print(f"Wrote {path}. Add it to the homeserver's app_service_config_files and restart it.")
+            paths = write_registration(config, Path(args.registration) if args.registration else None)
+            names = " and ".join(str(p) for p in paths)
+            print(f"Wrote {names}. Add {'them' if len(paths) > 1 else 'it'} to the homeserver's "
+                  "app_service_config_files and restart it.")
             return 0
         if args.command == "check-config":
             print(f"{args.config}: OK")

@@ -84,6 +84,28 @@ class BridgeConfig:
     backfill_limit: int = 20
     """How many recent messages to bring in when a portal is created (where the network can)."""
     relay: RelayConfig = field(default_factory=RelayConfig)
+    double_puppet: bool = False
+    """Show what users send from their other apps as sent by their own Matrix account.
+    Needs the second registration that ``generate-registration`` then writes."""
+
+
+PICKLE_KEY_EXAMPLE = "CHANGE ME to a long random secret"
+
+
+@dataclass
+class EncryptionConfig:
+    allow: bool = False
+    """Take part in encrypted rooms (end-to-bridge encryption with Olm/Megolm)."""
+    default: bool = False
+    """Create new portal rooms encrypted."""
+    require: bool = False
+    """Refuse to bridge rooms that are not encrypted (new portals are always encrypted)."""
+    pickle_key: str = field(default=PICKLE_KEY_EXAMPLE, repr=False)
+    """Encrypts the bridge's Olm/Megolm keys in the database; never logged."""
+    key_wait_seconds: float = 5.0
+    """How long an undecryptable message waits for its key before the bridge asks for it."""
+    key_give_up_seconds: float = 60.0
+    """After this long without its key, the sender is told the message was not bridged."""
 
 
 @dataclass
@@ -119,6 +141,7 @@ class Config:
     appservice: AppserviceConfig = field(default_factory=AppserviceConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     bridge: BridgeConfig = field(default_factory=BridgeConfig)
+    encryption: EncryptionConfig = field(default_factory=EncryptionConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     provisioning: ProvisioningConfig = field(default_factory=ProvisioningConfig)
@@ -261,7 +284,29 @@ def validate(config: Config) -> None:
         ) from None
     if not config.database.uri.startswith(("sqlite:", "postgres://", "postgresql://")):
         raise ConfigError("'database.uri' must start with sqlite: or postgres://")
+    _validate_encryption(config.encryption)
     _validate_http_services(config)
+
+
+def _validate_encryption(enc: EncryptionConfig) -> None:
+    if not enc.allow:
+        for key in ("default", "require"):
+            if getattr(enc, key):
+                raise ConfigError(f"'encryption.{key}' needs 'encryption.allow: true'")
+        return
+    # The key's value never appears in a message: it protects every stored Olm/Megolm key.
+    if enc.pickle_key.strip() in ("", PICKLE_KEY_EXAMPLE):
+        raise ConfigError(
+            "'encryption.pickle_key' still has the example value: set it to a long random "
+            "secret (e.g. the output of 'openssl rand -base64 32') and keep it"
+        )
+    if len(enc.pickle_key) < 16:
+        raise ConfigError("'encryption.pickle_key' is too short: use at least 16 characters")
+    if enc.key_wait_seconds <= 0 or enc.key_give_up_seconds < enc.key_wait_seconds:
+        raise ConfigError(
+            "'encryption.key_wait_seconds' must be positive and at most "
+            "'encryption.key_give_up_seconds'"
+        )
 
 
 MIN_SECRET_LENGTH = 32

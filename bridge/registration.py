@@ -23,6 +23,8 @@ class Registration:
     as_token: str
     hs_token: str
     sender_localpart: str
+    double_puppet_token: str | None = None
+    """The as_token of the double-puppeting registration, when it is enabled."""
 
 
 def registration_path(config: Config) -> Path:
@@ -43,7 +45,7 @@ def build_registration(config: Config, existing: dict[str, Any] | None = None) -
         {"regex": ghosts.namespace_regex(name), "exclusive": True}
         for name in config.enabled_networks
     ]
-    return {
+    registration = {
         "id": config.appservice.id,
         "url": config.appservice.address,
         "as_token": existing.get("as_token") or secrets.token_urlsafe(32),
@@ -55,17 +57,53 @@ def build_registration(config: Config, existing: dict[str, Any] | None = None) -
         "receive_ephemeral": True,
         "de.sorunome.msc2409.push_ephemeral": True,
     }
+    if config.encryption.allow:
+        # Appservice-mode encryption: to-device events (MSC2409, sent to appservices that
+        # receive ephemeral events), device lists and one-time key counts (MSC3202) come in
+        # transactions, and the bridge creates its users' devices itself (MSC4190).
+        registration["org.matrix.msc3202"] = True
+        registration["io.element.msc4190"] = True
+    return registration
 
 
-def write_registration(config: Config, path: Path | None = None) -> Path:
-    path = path or registration_path(config)
-    existing = None
-    if path.exists():
-        existing = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    data = build_registration(config, existing)
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+def double_puppet_path(main: Path) -> Path:
+    return main.with_name(main.stem + "-doublepuppet" + main.suffix)
+
+
+def build_double_puppet_registration(
+    config: Config, existing: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A second registration that only lets the bridge act as local users (double
+    puppeting). Its ``url`` is null, so the homeserver pushes nothing through it: the
+    namespace covers every local user, and the bridge must not receive all their rooms."""
+    existing = existing or {}
+    domain = re.escape(config.homeserver.domain)
+    return {
+        "id": f"{config.appservice.id}_doublepuppet",
+        "url": None,
+        "as_token": existing.get("as_token") or secrets.token_urlsafe(32),
+        "hs_token": existing.get("hs_token") or secrets.token_urlsafe(32),
+        "sender_localpart": existing.get("sender_localpart") or secrets.token_hex(8),
+        "rate_limited": False,
+        "namespaces": {"users": [{"regex": f"^@[^:]+:{domain}$", "exclusive": False}]},
+    }
+
+
+def _write(path: Path, build, config: Config) -> None:
+    existing = yaml.safe_load(path.read_text(encoding="utf-8")) or {} if path.exists() else None
+    path.write_text(yaml.safe_dump(build(config, existing), sort_keys=False), encoding="utf-8")
     path.chmod(0o600)
-    return path
+
+
+def write_registration(config: Config, path: Path | None = None) -> list[Path]:
+    """Write the registration (and the double-puppeting one, when enabled); return the files."""
+    path = path or registration_path(config)
+    _write(path, build_registration, config)
+    written = [path]
+    if config.bridge.double_puppet:
+        _write(double_puppet_path(path), build_double_puppet_registration, config)
+        written.append(double_puppet_path(path))
+    return written
 
 
 def load_registration(config: Config) -> Registration:
@@ -88,4 +126,23 @@ def load_registration(config: Config) -> Registration:
             f"'appservice.bot_username' is {config.appservice.bot_username!r}: "
             "generate the registration again"
         )
-    return Registration(data["as_token"], data["hs_token"], data["sender_localpart"])
+    if config.encryption.allow and not (
+        data.get("org.matrix.msc3202") is True and data.get("io.element.msc4190") is True
+    ):
+        raise ConfigError(
+            f"{path}: 'encryption.allow' is on but the registration lacks the settings "
+            "appservice-mode encryption needs: generate the registration again and restart "
+            "the homeserver (see docs/encryption.md)"
+        )
+    puppet_token = None
+    if config.bridge.double_puppet:
+        puppet = double_puppet_path(path)
+        if not puppet.exists():
+            raise ConfigError(
+                f"'bridge.double_puppet' is on but {puppet} does not exist: run "
+                "'python -m bridge generate-registration' and add it to the homeserver too"
+            )
+        puppet_token = (yaml.safe_load(puppet.read_text(encoding="utf-8")) or {}).get("as_token")
+        if not isinstance(puppet_token, str) or not puppet_token:
+            raise ConfigError(f"{puppet}: 'as_token' is missing; generate the registration again")
+    return Registration(data["as_token"], data["hs_token"], data["sender_localpart"], puppet_token)

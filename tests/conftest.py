@@ -77,8 +77,29 @@ def bridge_networks(loopback_urls: list[str], signal_address: str) -> dict[str, 
         # session_dir is set by the whatsapp_bridge fixture (tests/whatsapp/conftest.py).
         "whatsapp": {"whatsapp": {"history_sync_chats": 2, "history_sync_messages": 3}},
         "signal": {"signal": {"address": signal_address, "startup_wait": 5, "request_timeout": 20}},
+        "crypto": {
+            "loopback": {"address": one},
+            "lbtwo": {"connector": "loopback", "address": two, "display_name": "Loopback Two"},
+        },
+        # The encrypting bridge on PostgreSQL (database made by the crypto_pg_bridge fixture).
+        "cryptopg": {"loopback": {"address": one}},
         "admin": {"loopback": {"address": one}},  # metrics + provisioning on (tests/admin)
     }
+
+
+def bridge_settings() -> dict[str, dict[str, dict]]:
+    """Config sections beyond the networks, by bridge name."""
+    encryption = {
+        "encryption": {
+            "allow": True,
+            "default": True,
+            "pickle_key": "test pickle key, not a secret",
+            # Short, so the late-key tests see the whole wait-ask-tell cycle quickly.
+            "key_wait_seconds": 0.5,
+            "key_give_up_seconds": 2,
+        }
+    }
+    return {"crypto": encryption, "cryptopg": encryption}
 
 
 @pytest.fixture(scope="session")
@@ -107,6 +128,8 @@ def bridge_envs(
             appservice_id=f"hubbridge{suffix}",
             bot_username=f"hubbridge{suffix}",
             ghost_prefix="hub_" if name == "main" else f"hub{name}_",
+            double_puppet=name == "main",
+            settings=bridge_settings().get(name, {}),
         )
         env.write_files()
         envs[name] = env
@@ -121,7 +144,7 @@ def bridge_env(bridge_envs: dict[str, BridgeUnderTest]) -> BridgeUnderTest:
 @pytest.fixture(scope="session")
 def appservice_registrations(bridge_envs: dict[str, BridgeUnderTest]) -> list[Path]:
     """Registration files Synapse loads at start."""
-    return [env.registration_path for env in bridge_envs.values()]
+    return [path for env in bridge_envs.values() for path in env.registration_files]
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.matrix.appservice import AppserviceServer
+from bridge.matrix.appservice import AppserviceServer, transaction_key
 from tests.support.bridge_env import free_port
 
 HS_TOKEN = "hs-token-for-tests"
@@ -180,8 +180,8 @@ async def test_a_good_transaction_is_handled_and_marked(appservice: RunningServe
     status, body, content_type = await appservice.put_txn("t1", txn)
     assert (status, body, content_type) == (200, {}, "application/json")
     assert appservice.bridge.handled == [txn]
-    assert appservice.bridge.handled_ids == ["t1"]
-    assert "t1" in appservice.bridge.marked
+    assert appservice.bridge.handled_ids == [transaction_key("t1", txn)]
+    assert transaction_key("t1", txn) in appservice.bridge.marked
 
 
 async def test_the_legacy_path_without_the_prefix_works(appservice: RunningServer) -> None:
@@ -197,24 +197,32 @@ async def test_a_handler_failure_is_a_500_and_the_transaction_is_retried(appserv
     appservice.bridge.failing = True
     status, body, _ = await appservice.put_txn("t1", {"events": [EVENT]})
     assert status == 500 and is_matrix_error(body, "M_UNKNOWN")
-    assert "t1" not in appservice.bridge.marked  # so the homeserver's retry is processed
+    key = transaction_key("t1", {"events": [EVENT]})
+    assert key not in appservice.bridge.marked  # so the homeserver's retry is processed
 
     appservice.bridge.failing = False
     status, body, _ = await appservice.put_txn("t1", {"events": [EVENT]})
     assert (status, body) == (200, {})
     assert appservice.bridge.handled == [{"events": [EVENT]}]
-    assert "t1" in appservice.bridge.marked
+    assert key in appservice.bridge.marked
 
 
 async def test_a_repeated_transaction_is_answered_without_handling_it_again(appservice: RunningServer) -> None:
     assert (await appservice.put_txn("t1", {"events": [EVENT]}))[:2] == (200, {})
     assert (await appservice.put_txn("t1", {"events": [EVENT]}))[:2] == (200, {})
-    # Even a different body under the same id is the same transaction.
-    assert (await appservice.put_txn("t1", {"events": [EVENT, EVENT]}))[:2] == (200, {})
     assert (await appservice.put_txn("t1", {"events": [EVENT]}, prefix=""))[:2] == (200, {})
     assert appservice.bridge.handled == [{"events": [EVENT]}]
     assert (await appservice.put_txn("t2", {"events": []}))[:2] == (200, {})
     assert len(appservice.bridge.handled) == 2
+
+
+async def test_a_reused_transaction_id_with_new_events_is_handled(appservice: RunningServer) -> None:
+    # Synapse numbers transactions anew from its last completed one after a restart, so
+    # an id can come back with other events: those must not be dropped as a repeat.
+    other = {**EVENT, "event_id": "$other"}
+    assert (await appservice.put_txn("t1", {"events": [EVENT]}))[:2] == (200, {})
+    assert (await appservice.put_txn("t1", {"events": [other]}))[:2] == (200, {})
+    assert appservice.bridge.handled == [{"events": [EVENT]}, {"events": [other]}]
 
 
 async def test_deeply_nested_json_gets_a_matrix_error(appservice: RunningServer) -> None:
@@ -308,12 +316,13 @@ def test_any_body_gets_a_json_answer_and_never_crashes_the_server() -> None:
             assert status in (200, 400, 500)
             statuses.add(status)
             assert isinstance(body, dict)
+            marked = [k for k in running.bridge.marked if k.startswith(f"{txn_id}:")]
             if status == 200:
-                assert body == {} and txn_id in running.bridge.marked
+                assert body == {} and len(marked) == 1
                 assert len(running.bridge.handled) == handled_before + 1
             else:
                 assert isinstance(body.get("errcode"), str)
-                assert txn_id not in running.bridge.marked
+                assert marked == []
                 assert len(running.bridge.handled) == handled_before
 
         check()

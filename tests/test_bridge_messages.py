@@ -166,3 +166,43 @@ async def test_message_the_network_refuses_is_reported_in_the_room(
     )
     assert content(status)["status"] == "FAIL_PERMANENT"
     assert content(status)["m.relates_to"]["event_id"] == event_id
+
+
+async def test_a_remote_message_that_keeps_failing_is_reported_and_does_not_block_the_chat(
+    portal: PortalSetup, matrix_user: TestClient, running_bridge: BridgeUnderTest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import bridge.core.bridge as bridge_module
+    import bridge.core.remote as remote_module
+    from bridge.core.events import RemoteMessage
+
+    monkeypatch.setattr(bridge_module, "MAX_REMOTE_ATTEMPTS", 2)
+    real_on_message = remote_module.RemoteHandler.on_message
+
+    async def broken_for_one_message(self, login, portal_row, evt):
+        if evt.content.text.text == "poison":
+            raise ValueError("a message this bridge version can't handle")
+        await real_on_message(self, login, portal_row, evt)
+
+    monkeypatch.setitem(remote_module._HANDLERS, RemoteMessage, broken_for_one_message)
+    await portal.bob.api.send_message(portal.chat_id, "poison")
+    await portal.bob.api.send_message(portal.chat_id, "after the poison")
+    notice = await matrix_user.wait_for_event(
+        portal.room_id,
+        lambda e: e.source.get("sender") == running_bridge.bot_mxid and "could not be shown" in body_of(e),
+        timeout=40,
+    )
+    assert "internal error (ValueError)" in body_of(notice)
+    await matrix_user.wait_for_event(portal.room_id, lambda e: body_of(e) == "after the poison", timeout=40)
+
+
+async def test_what_the_user_sends_from_another_app_appears_as_their_own_matrix_account(
+    portal: PortalSetup, matrix_user: TestClient, loopback: LoopbackClient
+) -> None:
+    await portal.me.api.send_message(portal.chat_id, "typed on my phone")
+    event = await matrix_user.wait_for_event(portal.room_id, lambda e: body_of(e) == "typed on my phone")
+    assert event.source["sender"] == matrix_user.user_id  # double puppeting, not a ghost
+    await portal.bob.api.send_message(portal.chat_id, "a later message")
+    await matrix_user.wait_for_event(portal.room_id, lambda e: body_of(e) == "a later message")
+    history = await loopback.admin_get_messages(portal.chat_id)
+    assert [m["text"] for m in history].count("typed on my phone") == 1  # not echoed back

@@ -7,10 +7,11 @@ import logging
 from typing import Any
 
 from ..config import Config, ConfigError, load_dataclass
-from ..db import BridgeDatabase
+from ..db import BridgeDatabase, is_transient_db_error
 from ..logs import silence_leaky_libraries
-from ..matrix.api import MatrixAPI, MatrixError
+from ..matrix.api import MatrixAPI, MatrixError, is_transient
 from ..matrix.appservice import AppserviceServer
+from ..matrix.crypto import BridgeCrypto
 from ..matrix.ids import GhostIDs
 from ..networks.registry import connector_class
 from ..metrics import TO_MATRIX
@@ -33,6 +34,10 @@ from .remote import RemoteHandler
 
 log = logging.getLogger("bridge")
 
+MAX_REMOTE_ATTEMPTS = 5
+"""How often a remote event may fail (other than the homeserver being away) before the
+bridge reports it in the room and moves on."""
+
 
 class Bridge:
     """Implements :class:`~bridge.core.connector.BridgeHost` for the connectors."""
@@ -47,6 +52,7 @@ class Bridge:
             config.homeserver.domain,
             registration.as_token,
             config.appservice.bot_username,
+            double_puppet_token=registration.double_puppet_token,
         )
         self.ctx = BridgeContext(
             config=config,
@@ -61,6 +67,7 @@ class Bridge:
         self.remote = RemoteHandler(self.ctx)
         self.outgoing = OutgoingHandler(self.ctx)
         self.inbox = MatrixInbox(self.ctx, self.remote, self.outgoing)
+        self.crypto = self._create_crypto(registration.as_token)
         self.server = AppserviceServer(
             registration.hs_token,
             self.inbox.accept_transaction,
@@ -68,6 +75,7 @@ class Bridge:
             self._user_exists,
         )
         self._housekeeping: asyncio.Task[None] | None = None
+        self._remote_failures: dict[tuple, int] = {}
         self.services = AdminServices(self.ctx)
 
     def _create_connectors(self) -> dict[NetworkID, Connector]:
@@ -85,6 +93,22 @@ class Bridge:
             connectors[NetworkID(name)] = cls(net_config, self, NetworkID(name))
         return connectors
 
+    def _create_crypto(self, as_token: str) -> BridgeCrypto | None:
+        if not self.config.encryption.allow:
+            return None
+        bot = self.matrix.bot_mxid
+        crypto = BridgeCrypto(
+            self.config.encryption,
+            self.matrix,
+            self.db.db,
+            as_token=as_token,
+            is_ours=lambda mxid: mxid == bot or self.ctx.ghost_ids.parse(mxid) is not None,
+            device_name=self.config.appservice.bot_displayname,
+        )
+        crypto.on_decryption_failure = self.ctx.metrics.decryption_failed
+        self.matrix.crypto = crypto
+        return crypto
+
     async def _user_exists(self, user_id: str) -> bool:
         ghost = self.ctx.ghost_ids.parse(user_id)
         return ghost is not None and ghost.network in self.connectors
@@ -93,10 +117,14 @@ class Bridge:
         await self.db.start()
         await self.matrix.start()
         await self._prepare_bot()
+        if self.crypto is not None:
+            await self.crypto.start(self.inbox.handle_event)
         for connector in self.connectors.values():
             await connector.start()
         await self.ctx.logins.restore_all()
         await self.inbox.start()
+        # Listen last: a transaction handled before the logins are back would be refused
+        # ("not logged in") instead of waiting for the homeserver's retry.
         await self.server.start(self.config.appservice.hostname, self.config.appservice.port)
         self._housekeeping = asyncio.create_task(housekeeping.run_forever(self.ctx))
         await self.services.start()
@@ -143,6 +171,8 @@ class Bridge:
         self.ctx.queues.close()
         for connector in self.connectors.values():
             await connector.stop()
+        if self.crypto is not None:
+            await self.crypto.stop()
         await self.matrix.stop()
         await self.db.stop()
 
@@ -150,8 +180,48 @@ class Bridge:
 
     def queue_remote_event(self, login: NetworkLogin, event: RemoteEvent) -> asyncio.Future[None]:
         key = PortalKey(login.record.network, event.chat_id)
-        job = self.ctx.metrics.timed(key.network, TO_MATRIX, lambda: self.remote.handle(login, event))
+        job = self.ctx.metrics.timed(
+            key.network, TO_MATRIX, lambda: self._handle_remote(login, key, event)
+        )
         return self.ctx.queues.submit(key, job)
+
+    async def _handle_remote(self, login: NetworkLogin, key: PortalKey, event: RemoteEvent) -> None:
+        """Handle one remote event; a failure the connector's retry can't fix ends visibly.
+
+        A homeserver that is away raises, so the connector keeps the event and tries
+        again. An event Matrix refuses for good, or one that fails again and again, is
+        reported in the room instead of blocking the chat forever.
+        """
+        identity = (key, type(event).__name__, getattr(event, "message_id", None), event.timestamp_ms)
+        try:
+            await self.remote.handle(login, event)
+        except Exception as e:
+            if is_transient(e) or is_transient_db_error(e):
+                raise  # the homeserver or the database is away: the connector keeps the event
+            if isinstance(e, MatrixError):
+                await self._give_up(key, event, e.reason)
+                return
+            failures = self._remote_failures.get(identity, 0) + 1
+            # A bug or an odd event: retried a few times, then reported, never a loop.
+            self._remote_failures[identity] = failures
+            if failures < MAX_REMOTE_ATTEMPTS:
+                raise
+            log.exception("Giving up on a %s in %s after %d attempts", type(event).__name__, key, failures)
+            await self._give_up(key, event, f"internal error ({type(e).__name__})")
+        self._remote_failures.pop(identity, None)
+
+    async def _give_up(self, key: PortalKey, event: RemoteEvent, reason: str) -> None:
+        portal = await self.db.portals.get(key)
+        name = self.connectors[key.network].display_name
+        log.warning("Could not bridge a %s from %s: %s", type(event).__name__, key, reason)
+        self.ctx.metrics.failed(key.network, TO_MATRIX, reason)
+        if portal is not None and portal.room_id:
+            try:
+                await self.matrix.notice(
+                    portal.room_id, f"A {name} message could not be shown here: {reason}."
+                )
+            except Exception:
+                log.exception("Could not report the failure in %s", portal.room_id)
 
     async def set_login_state(
         self, login: NetworkLogin, state: LoginState, error: str | None = None
@@ -205,8 +275,11 @@ class Bridge:
         await show_login_step(ctx, step)
 
     def status(self) -> dict[str, Any]:
-        return {
+        status = {
             "networks": list(self.connectors),
             "logins": len(self.ctx.logins.all()),
             "queued": self.ctx.queues.total_depth,
         }
+        if self.crypto is not None:
+            status["encryption"] = self.crypto.status()
+        return status

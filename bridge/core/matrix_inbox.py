@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from typing import Any
 
 from ..db.pending import PendingEvent
@@ -26,6 +27,8 @@ from .remote import RemoteHandler
 
 log = logging.getLogger("bridge.core.inbox")
 
+RECENT_EVENTS = 50_000
+
 
 class MatrixInbox:
     def __init__(self, ctx: BridgeContext, remote: RemoteHandler, outgoing: OutgoingHandler) -> None:
@@ -36,6 +39,9 @@ class MatrixInbox:
         self._queue: asyncio.Queue[PendingEvent] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._finishing: set[asyncio.Task[None]] = set()
+        # Event ids accepted lately: a homeserver may send an event again in another
+        # transaction (e.g. after it restarted), and a command must not run twice.
+        self._recent: OrderedDict[str, None] = OrderedDict()
 
     async def start(self) -> None:
         """Queue what a previous run accepted but did not finish, then start the worker."""
@@ -63,14 +69,20 @@ class MatrixInbox:
 
     async def accept_transaction(self, txn_id: str, body: dict[str, Any]) -> None:
         """Record the transaction's events durably; the worker handles them."""
+        if self.ctx.matrix.crypto is not None:
+            # Room keys first: the events below may need them.
+            await self.ctx.matrix.crypto.handle_transaction_extras(body)
         events = []
         for event in body.get("events", []):
-            if _well_formed(event):
-                events.append(event)
-            else:
+            if not _well_formed(event):
                 log.warning("Ignoring a malformed event in transaction %s", txn_id)
+            elif event["event_id"] not in self._recent:
+                events.append(event)
         for pending in await self.ctx.db.pending.accept(txn_id, events, now_ms()):
             self._queue.put_nowait(pending)
+            self._recent[pending.event["event_id"]] = None
+        while len(self._recent) > RECENT_EVENTS:
+            self._recent.popitem(last=False)
         ephemeral = body.get("ephemeral", []) or body.get("de.sorunome.msc2409.ephemeral", [])
         for event in ephemeral:
             if isinstance(event, dict):
@@ -117,6 +129,10 @@ class MatrixInbox:
             return []
         if event.get("sender") == self.ctx.matrix.bot_mxid:
             return []
+        if kind == "m.room.encrypted":
+            return await self._on_encrypted(event)
+        if await self._refused_unencrypted(event):
+            return []
         if kind in ("m.room.message", "m.sticker"):
             return await self._on_message(event)
         if kind == "m.reaction":
@@ -125,8 +141,6 @@ class MatrixInbox:
         if kind == "m.room.redaction":
             redaction = mx.parse_redaction(event)
             return await self.outgoing.on_redaction(redaction) if redaction else []
-        if kind == "m.room.encrypted":
-            await self._on_encrypted(event)
         return []
 
     def _chat_change(self, event: dict[str, Any]) -> MatrixChatChange | None:
@@ -157,6 +171,8 @@ class MatrixInbox:
     # Membership: the bot accepts invites from people allowed to use the bridge ----------
 
     async def _on_member(self, event: dict[str, Any]) -> None:
+        if self.ctx.matrix.crypto is not None:
+            await self.ctx.matrix.crypto.handle_member(event)
         content = event.get("content") or {}
         if event.get("state_key") != self.ctx.matrix.bot_mxid or content.get("membership") != "invite":
             return
@@ -249,15 +265,39 @@ class MatrixInbox:
             await ctx.reply(f"The command failed: {type(e).__name__}: {e}")
         return True
 
-    async def _on_encrypted(self, event: dict[str, Any]) -> None:
+    async def _on_encrypted(self, event: dict[str, Any]) -> list[asyncio.Future[None]]:
+        """Decrypt and handle like plaintext; an event still without its key comes back later."""
         room_id = event["room_id"]
+        crypto = self.ctx.matrix.crypto
+        if crypto is not None:
+            decrypted = await crypto.decrypt(event)
+            return await self.handle_event(decrypted) if decrypted is not None else []
         if await self.ctx.db.portals.by_room(room_id) or await self.ctx.db.users.is_management_room(room_id):
             self.ctx.metrics.decryption_failed("no_crypto")
             await self.ctx.matrix.notice(
                 room_id,
-                "This bridge can't read encrypted messages yet, so your message was not bridged.",
+                "This bridge doesn't take part in encrypted rooms, so your message was not bridged.",
                 reply_to=event["event_id"],
             )
+        return []
+
+    async def _refused_unencrypted(self, event: dict[str, Any]) -> bool:
+        """With ``encryption.require``, events in unencrypted portal rooms are not bridged."""
+        crypto = self.ctx.matrix.crypto
+        kinds = ("m.room.message", "m.sticker", "m.reaction", "m.room.redaction")
+        if crypto is None or not crypto.required or event["type"] not in kinds:
+            return False
+        if self.ctx.ghost_ids.parse(event["sender"]) is not None:
+            return False
+        room_id = event["room_id"]
+        if not await self.ctx.db.portals.by_room(room_id):
+            return False  # e.g. the management room: commands still work
+        reason = await crypto.refusal(room_id)
+        if reason is None:
+            return False
+        log.info("Not bridging %s: %s is not encrypted", event["event_id"], room_id)
+        await self.ctx.matrix.notice(room_id, reason, reply_to=event["event_id"])
+        return True
 
     # Ephemeral: typing and read receipts -------------------------------------------------
 

@@ -14,6 +14,7 @@ from dataclasses import replace
 from ..db.messages import MessageRow, ReactionRow
 from ..db.portals import PortalRow
 from ..matrix.content import ContentError
+from ..matrix.crypto_media import MediaDecryptionError
 from ..metrics import TO_NETWORK
 from .connector import ChatChange, NetworkLogin, OutgoingMedia, OutgoingMessage, SendError, Unsupported
 from .context import BridgeContext, now_ms, portal_origin, stable_id
@@ -295,9 +296,10 @@ class OutgoingHandler:
                 f"the file is too big ({media.size // (1024 * 1024)} MiB; the limit is "
                 f"{self.ctx.config.bridge.max_media_size_mb} MiB)"
             )
-        if media.encrypted_file is not None:
-            raise DeliveryError("encrypted attachments can't be bridged yet")
-        data = await self.ctx.matrix.download(media.mxc)
+        try:
+            data = await self.ctx.matrix.download(media.mxc, encrypted_file=media.encrypted_file)
+        except MediaDecryptionError as e:
+            raise DeliveryError(str(e)) from e
         if len(data) > limit:
             raise DeliveryError(
                 f"the file is too big (the limit is {self.ctx.config.bridge.max_media_size_mb} MiB)"

@@ -160,6 +160,11 @@ class RemoteHandler:
     async def _sender_mxid(self, login: NetworkLogin, event: RemoteEvent) -> UserID:
         if event.sender is None:
             return self.ctx.matrix.bot_mxid
+        owner = login.record.owner
+        if event.sender.is_from_me and self.ctx.matrix.can_double_puppet(owner):
+            # Sent from the user's phone or another app: show it as theirs.
+            await self.ctx.matrix.use_double_puppet(owner)
+            return owner
         return await self.ctx.ghosts.ensure(login, event.sender.user_id)
 
     def _mention_renderer(self, login: NetworkLogin):
@@ -191,7 +196,9 @@ class RemoteHandler:
             data = await media.fetch()
             if len(data) > self.ctx.max_media_bytes:
                 return self._too_big(content, media.file_name, len(data))
-            media_mxc = await self.ctx.matrix.upload(data, media.mime_type, media.file_name)
+            media_mxc = await self.ctx.matrix.upload(
+                data, media.mime_type, media.file_name, room_id=portal.room_id
+            )
             size = len(data)
         return mx.build_message(
             content,

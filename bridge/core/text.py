@@ -9,6 +9,7 @@ Telegram, convert at their edge). Entities may nest but never partially overlap.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
@@ -89,3 +90,28 @@ class FormattedText:
         shift = len(self.text)
         moved = tuple(replace(e, offset=e.offset + shift) for e in other.entities)
         return FormattedText(self.text + other.text, self.entities + moved)
+
+
+def utf16_starts(text: str) -> list[int]:
+    """``result[i]`` is the UTF-16 offset where code point ``i`` starts; one extra entry
+    holds the total. Networks such as Telegram and Signal count offsets in UTF-16 units."""
+    starts = [0] * (len(text) + 1)
+    position = 0
+    for index, char in enumerate(text):
+        starts[index] = position
+        position += 2 if ord(char) > 0xFFFF else 1
+    starts[len(text)] = position
+    return starts
+
+
+def code_point_at(starts: list[int], unit: int, *, round_up: bool = False) -> int:
+    """The code point index of a UTF-16 offset, given :func:`utf16_starts` of the text.
+
+    An offset inside a surrogate pair is rounded down (or up); one outside the text is
+    clamped to it.
+    """
+    unit = max(0, min(unit, starts[-1]))
+    index = bisect_left(starts, unit)
+    if starts[index] == unit or round_up:
+        return index
+    return index - 1

@@ -5,6 +5,6 @@ No message bodies are stored: only id mappings, which expire (``bridge.message_r
 
 from __future__ import annotations
 
-from .database import BridgeDatabase
+from .database import BridgeDatabase, is_transient_db_error
 
-__all__ = ["BridgeDatabase"]
+__all__ = ["BridgeDatabase", "is_transient_db_error"]

@@ -16,6 +16,21 @@ from .upgrades import upgrade_table
 log = logging.getLogger("bridge.db")
 
 
+def is_transient_db_error(error: BaseException) -> bool:
+    """Whether a database failure is the server being away (it restarts, a connection was
+    cut), which retrying fixes, rather than a wrong query."""
+    import asyncpg
+
+    if isinstance(error, (asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                          asyncpg.exceptions.CannotConnectNowError, ConnectionError, OSError)):
+        return True
+    if isinstance(error, asyncpg.PostgresError):
+        # Class 08 (connection exception) and 57P (operator intervention: shutdown).
+        code = getattr(error, "sqlstate", "") or ""
+        return code.startswith("08") or code.startswith("57P")
+    return False
+
+
 class BridgeDatabase:
     def __init__(self, uri: str, *, max_connections: int = 10) -> None:
         self.uri = uri

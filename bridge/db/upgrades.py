@@ -139,3 +139,25 @@ async def upgrade_v3(conn: Connection, scheme: Scheme) -> None:
             PRIMARY KEY (network, chat_id, person)
         )"""
     )
+
+
+@upgrade_table.register(description="Encrypted events waiting for their keys")
+async def upgrade_v4(conn: Connection, scheme: Scheme) -> None:
+    # Ids and public keys only, never the ciphertext: when the key arrives, the event is
+    # fetched again from the homeserver. mautrix's own crypto tables (crypto_*) have their
+    # own version table (crypto_version) and are upgraded by bridge.matrix.crypto at start.
+    await conn.execute(
+        """CREATE TABLE undecrypted_event (
+            event_id     TEXT PRIMARY KEY,
+            room_id      TEXT NOT NULL,
+            session_id   TEXT NOT NULL,
+            sender       TEXT NOT NULL,
+            sender_key   TEXT NOT NULL,
+            device_id    TEXT,
+            received_at  BIGINT NOT NULL,
+            notified_at  BIGINT
+        )"""
+    )
+    await conn.execute(
+        "CREATE INDEX undecrypted_event_session_idx ON undecrypted_event (session_id)"
+    )

@@ -16,7 +16,11 @@ async def fresh_postgres_database(server_url: str, prefix: str = "hub_bridge_tes
     name = f"{prefix}_{secrets.token_hex(6)}"
     admin = await asyncpg.connect(server_url)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        # UTF-8 with C collation: what Synapse requires, and fine for the bridge.
+        await admin.execute(
+            f'CREATE DATABASE "{name}" ENCODING \'UTF8\' LC_COLLATE \'C\' LC_CTYPE \'C\' '
+            "TEMPLATE template0"
+        )
     finally:
         await admin.close()
     try:

@@ -7,17 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from mautrix.api import Method, Path
 from mautrix.appservice import AppServiceAPI, IntentAPI
 from mautrix.appservice.state_store import ASStateStore
 from mautrix.client.state_store import MemoryStateStore
-from mautrix.errors import MatrixRequestError, MForbidden, MNotFound
+from mautrix.errors import MatrixConnectionError, MatrixRequestError, MForbidden, MNotFound
 from mautrix.types import ContentURI, EventType, RoomCreatePreset, StateEvent
 
 from ..core.ids import EventID, RoomID, UserID
+from .crypto_media import decrypt_file
+
+if TYPE_CHECKING:
+    from .crypto import BridgeCrypto
 
 log = logging.getLogger("bridge.matrix")
 
@@ -41,15 +45,39 @@ class MatrixError(Exception):
         self.retryable = retryable
 
 
+def is_transient(error: BaseException) -> bool:
+    """Whether a failure talking to the homeserver may go away by itself (worth retrying):
+    it is unreachable, restarting, overloaded or rate limiting."""
+    if isinstance(error, MatrixError):
+        return error.retryable
+    if isinstance(error, (aiohttp.ClientError, asyncio.TimeoutError, OSError, MatrixConnectionError)):
+        return True
+    if isinstance(error, MatrixRequestError):
+        return error.http_status >= 500 or error.http_status == 429
+    return False
+
+
 class MatrixAPI:
-    def __init__(self, homeserver: str, domain: str, as_token: str, bot_localpart: str) -> None:
+    def __init__(
+        self,
+        homeserver: str,
+        domain: str,
+        as_token: str,
+        bot_localpart: str,
+        double_puppet_token: str | None = None,
+    ) -> None:
         self.homeserver = homeserver
         self.domain = domain
         self.bot_mxid = UserID(f"@{bot_localpart}:{domain}")
         self._as_token = as_token
+        self._puppet_token = double_puppet_token
         self.state_store = _StateStore()
         self._session: aiohttp.ClientSession | None = None
         self._api: AppServiceAPI | None = None
+        self._puppet_api: AppServiceAPI | None = None
+        self._puppets: set[str] = set()
+        self.crypto: BridgeCrypto | None = None
+        """Set when encryption is allowed: events for encrypted rooms are encrypted."""
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(
@@ -64,17 +92,40 @@ class MatrixAPI:
             state_store=self.state_store,
             client_session=self._session,
         )
+        if self._puppet_token:
+            self._puppet_api = AppServiceAPI(
+                base_url=self.homeserver,
+                bot_mxid=self.bot_mxid,
+                token=self._puppet_token,
+                log=logging.getLogger("bridge.matrix.puppet"),
+                state_store=self.state_store,
+                client_session=self._session,
+            )
+
+    def can_double_puppet(self, mxid: str) -> bool:
+        """Whether the bridge may act as this (real) user: double puppeting is on and the
+        user is on this homeserver."""
+        return self._puppet_token is not None and mxid.endswith(":" + self.domain)
+
+    async def use_double_puppet(self, mxid: str) -> None:
+        """Act as ``mxid`` through the double-puppeting registration from now on."""
+        if mxid not in self._puppets:
+            self._puppets.add(mxid)
+            await self.state_store.registered(UserID(mxid))  # a real user: never /register
 
     async def stop(self) -> None:
         if self._session is not None:
             await self._session.close()
         self._session = None
         self._api = None
+        self._puppet_api = None
 
     def intent(self, mxid: str) -> IntentAPI:
         assert self._api is not None, "MatrixAPI.start() was not called"
         if mxid == self.bot_mxid:
             return self._api.bot_intent()
+        if mxid in self._puppets and self._puppet_api is not None:
+            return self._puppet_api.intent(UserID(mxid))
         return self._api.intent(UserID(mxid))
 
     @property
@@ -129,6 +180,9 @@ class MatrixAPI:
         ]
         if avatar_mxc:
             state.append({"type": "m.room.avatar", "state_key": "", "content": {"url": avatar_mxc}})
+        encryption = self.crypto.new_room_encryption() if self.crypto else None
+        if encryption:
+            state.append({"type": "m.room.encryption", "state_key": "", "content": encryption})
         power = {
             # The bot creates the room, so it has full power already (in room version 12
             # creators may not even be listed).
@@ -147,6 +201,8 @@ class MatrixAPI:
             power_level_override=power,
         )
         await self.state_store.joined(room_id, self.bot_mxid)
+        if encryption and self.crypto:
+            await self.crypto.rooms.remember_encrypted(room_id, encryption)
         return RoomID(room_id)
 
     async def join(self, room_id: str, mxid: str) -> None:
@@ -190,6 +246,10 @@ class MatrixAPI:
             kwargs["timestamp"] = timestamp_ms
         try:
             await intent.ensure_joined(room_id)
+            if self.crypto is not None:
+                event_type, content = await self.crypto.encrypt_if_needed(
+                    room_id, sender, event_type, content
+                )
             return EventID(
                 await intent.send_message_event(
                     room_id, EventType.find(event_type), content, txn_id=txn_id, **kwargs
@@ -241,11 +301,22 @@ class MatrixAPI:
     async def set_room_avatar(self, room_id: str, mxc: str) -> None:
         await self.bot.set_room_avatar(room_id, ContentURI(mxc))
 
-    async def upload(self, data: bytes, mime_type: str, file_name: str) -> str:
+    async def upload(
+        self, data: bytes, mime_type: str, file_name: str, *, room_id: str | None = None
+    ) -> str:
+        """Upload media; for an encrypted ``room_id`` only ciphertext (the key goes in the event)."""
+        if room_id is not None and self.crypto is not None:
+            if await self.crypto.rooms.is_encrypted(RoomID(room_id)):
+                ciphertext, file_info = await self.crypto.uploads.encrypt(data)
+                mxc = str(await self.bot.upload_media(ciphertext, mime_type="application/octet-stream"))
+                self.crypto.uploads.remember(mxc, file_info)
+                return mxc
         return str(await self.bot.upload_media(data, mime_type=mime_type, filename=file_name))
 
-    async def download(self, mxc: str) -> bytes:
-        return await self.bot.download_media(ContentURI(mxc))
+    async def download(self, mxc: str, *, encrypted_file: dict[str, Any] | None = None) -> bytes:
+        """Download media; an encrypted attachment (its ``file`` object given) is decrypted."""
+        data = await self.bot.download_media(ContentURI(mxc))
+        return await decrypt_file(data, encrypted_file) if encrypted_file is not None else data
 
     async def find_recent_event(
         self, room_id: str, key: str, value: str, limit: int = 200

@@ -7,6 +7,7 @@ being processed twice.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
@@ -27,6 +28,20 @@ class TransactionSink(Protocol):
 TransactionHandler = Callable[[str, dict[str, Any]], Awaitable[None]]
 """Takes a transaction id and body; returns once the events are durably recorded (and may
 record the transaction id itself, atomically with them)."""
+
+
+def transaction_key(txn_id: str, body: dict[str, Any]) -> str:
+    """The id under which a transaction is remembered: its id plus a digest of its content.
+
+    Synapse numbers transactions anew from its last *completed* one after a restart, so
+    the same id can arrive again with different events; only the same id with the same
+    content is a repeat.
+    """
+    events = body.get("events") or []
+    ids = [e.get("event_id") if isinstance(e, dict) else None for e in events]
+    ephemeral = body.get("ephemeral") or body.get("de.sorunome.msc2409.ephemeral") or []
+    material = json.dumps([ids, ephemeral], sort_keys=True, default=str)
+    return f"{txn_id}:{hashlib.sha256(material.encode('utf-8')).hexdigest()[:16]}"
 
 
 def _error(status: int, errcode: str, message: str) -> web.Response:
@@ -69,9 +84,6 @@ class AppserviceServer:
     async def _transaction(self, request: web.Request) -> web.Response:
         if (err := self._auth_error(request)) is not None:
             return err
-        txn_id = request.match_info["txn_id"]
-        if await self._transactions.seen(txn_id):
-            return web.json_response({})
         try:
             body = await request.json(loads=json.loads)
         except (ValueError, UnicodeDecodeError, LookupError):
@@ -83,6 +95,9 @@ class AppserviceServer:
         for key in ("events", "ephemeral", "de.sorunome.msc2409.ephemeral"):
             if key in body and not isinstance(body[key], list):
                 return _error(400, "M_BAD_JSON", f"'{key}' must be a list")
+        txn_id = transaction_key(request.match_info["txn_id"], body)
+        if await self._transactions.seen(txn_id):
+            return web.json_response({})
         try:
             await self._handler(txn_id, body)
         except Exception:

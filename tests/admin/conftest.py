@@ -77,7 +77,7 @@ async def admin_bridge(synapse, bridge_envs: dict[str, BridgeUnderTest]) -> Asyn
     env = bridge_envs["admin"]
     metrics_port, provisioning_port = free_port(), free_port()
     metrics_token, shared_secret = secrets.token_hex(16), secrets.token_hex(32)
-    env.extra_config = {
+    env.settings = {
         "metrics": {"enabled": True, "listen": f"127.0.0.1:{metrics_port}", "token": metrics_token},
         "provisioning": {
             "enabled": True, "listen": f"127.0.0.1:{provisioning_port}", "shared_secret": shared_secret,

@@ -105,7 +105,7 @@ async def test_queue_depth_shows_the_portals_with_work_waiting(admin_bridge: Adm
     assert ("hubbridge_queue_depth", frozenset({("network", "loopback"), ("portal", str(key))})) not in samples
 
 
-async def test_an_encrypted_message_the_bridge_cannot_read_counts_as_a_decryption_failure(
+async def test_an_encrypted_message_to_a_bridge_without_encryption_counts_as_a_decryption_failure(
     admin_bridge: AdminBridge, matrix_user: TestClient
 ) -> None:
     env = admin_bridge.env
@@ -114,7 +114,7 @@ async def test_an_encrypted_message_the_bridge_cannot_read_counts_as_a_decryptio
     await bot_says(matrix_user, room, env, "Send 'help'")
     before = await admin_bridge.scrape()
     await matrix_user.send_text(room, "help")
-    await bot_says(matrix_user, room, env, "can't read encrypted messages")
+    await bot_says(matrix_user, room, env, "doesn't take part in encrypted rooms")
     after = await admin_bridge.scrape()
     name = "hubbridge_decryption_failures_total"
     assert sample(after, name, reason="no_crypto") - sample(before, name, reason="no_crypto") == 1

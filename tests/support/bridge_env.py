@@ -33,9 +33,11 @@ class BridgeUnderTest:
     ghost_prefix: str = "hub_"
     port: int = field(default_factory=free_port)
     permissions: dict[str, str] = field(default_factory=lambda: {"@admin:localhost": "admin"})
-    extra_config: dict[str, Any] = field(default_factory=dict)
-    """More top-level sections for config.yaml (e.g. metrics, provisioning)."""
+    double_puppet: bool = False
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Extra config sections (e.g. ``encryption``), merged over the defaults below."""
     bridge: Bridge | None = None
+    registration_files: list[Path] = field(default_factory=list)
 
     @property
     def config_path(self) -> Path:
@@ -53,10 +55,11 @@ class BridgeUnderTest:
     def bot_mxid(self) -> str:
         return f"@{self.bot_username}:localhost"
 
-    def write_files(self) -> Path:
-        """Write config.yaml and the registration, exactly as the README tells admins."""
+    def write_files(self) -> list[Path]:
+        """Write config.yaml and the registration(s), exactly as the README tells admins."""
         self.write_config()
-        return write_registration(load_config(self.config_path))
+        self.registration_files = write_registration(load_config(self.config_path))
+        return self.registration_files
 
     def write_config(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -72,11 +75,16 @@ class BridgeUnderTest:
                 "registration": "registration.yaml",
             },
             "database": {"uri": self.db_uri},
-            "bridge": {"permissions": self.permissions, "max_media_size_mb": 5},
+            "bridge": {
+                "permissions": self.permissions,
+                "max_media_size_mb": 5,
+                "double_puppet": self.double_puppet,
+            },
             "logging": {"level": "DEBUG"},
             "networks": self.networks,
-            **self.extra_config,
         }
+        for section, values in self.settings.items():
+            config[section] = {**config.get(section, {}), **values}
         self.config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
 
     def allow(self, user_id: str, level: str = "user") -> None:

@@ -76,8 +76,12 @@ class Command:
 async def cmd_ping(ctx: CommandContext) -> None:
     records = await user_logins(ctx.bridge, ctx.sender)
     pending = ctx.bridge.logins.pending.get(ctx.sender)
+    crypto = ctx.bridge.matrix.crypto
+    encryption = f"\n{crypto.status_line()}" if crypto is not None else ""
     if not records and pending is None:
-        await ctx.reply(f"The bridge is running. You have no logins: '{ctx.prefix} login <network>'.")
+        await ctx.reply(
+            f"The bridge is running. You have no logins: '{ctx.prefix} login <network>'.{encryption}"
+        )
         return
     lines = ["The bridge is running. Your logins:"]
     for record in records:
@@ -87,7 +91,7 @@ async def cmd_ping(ctx: CommandContext) -> None:
         lines.append(f"  {name}: {record.remote_name or record.login_id} - {state}")
     if pending is not None:
         lines.append(f"  {ctx.bridge.logins.connector(pending.network).display_name}: a login in progress")
-    await ctx.reply("\n".join(lines))
+    await ctx.reply("\n".join(lines) + encryption)
 
 
 async def cmd_logins(ctx: CommandContext) -> None:

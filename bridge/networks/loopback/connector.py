@@ -196,9 +196,11 @@ class LoopbackLogin(NetworkLogin):
             except (aiohttp.ClientError, asyncio.TimeoutError) as e:
                 connected = await self._pause(f"can't reach the network ({type(e).__name__})", backoff)
                 backoff = min(backoff * 2, 30)
-            except Exception:
-                log.exception("Handling loopback events failed; retrying")
-                connected = await self._pause("internal error", backoff)
+            except Exception as e:
+                # Not acknowledged, so the network delivers the events again; usually the
+                # homeserver is away for a moment.
+                log.warning("Events not handled yet (%s: %s); retrying", type(e).__name__, e)
+                connected = await self._pause(f"events not handled yet ({type(e).__name__})", backoff)
                 backoff = min(backoff * 2, 30)
 
     async def _pause(self, reason: str, backoff: float) -> bool:

@@ -11,11 +11,17 @@ since Signal has no hidden links.
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from ...core.text import Entity, EntityType, FormattedText, MentionTarget
+from ...core.text import (
+    Entity,
+    EntityType,
+    FormattedText,
+    MentionTarget,
+    code_point_at,
+    utf16_starts,
+)
 from .ids import normalize_aci
 
 PLACEHOLDER = "\ufffc"
@@ -53,21 +59,11 @@ class SignalText:
 # UTF-16 <-> code points ----------------------------------------------------------------------
 
 
-def utf16_offsets(text: str) -> list[int]:
-    """``result[i]`` is the UTF-16 offset of code point ``i``; one extra entry for the end."""
-    out = [0] * (len(text) + 1)
-    total = 0
-    for i, char in enumerate(text):
-        out[i] = total
-        total += 2 if ord(char) > 0xFFFF else 1
-    out[len(text)] = total
-    return out
+utf16_offsets = utf16_starts
 
 
 def _code_point_at(offsets: list[int], unit: int) -> int:
-    """The code point index of a UTF-16 offset (one inside a surrogate pair rounds down)."""
-    unit = max(0, min(unit, offsets[-1]))
-    return bisect.bisect_right(offsets, unit) - 1
+    return code_point_at(offsets, unit)
 
 
 # Signal -> IR ----------------------------------------------------------------------------------

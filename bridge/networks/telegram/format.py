@@ -8,13 +8,19 @@ character keeps exactly the styles it had.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from telethon.tl import types as tl
 
-from ...core.text import Entity, EntityType, FormattedText, MentionTarget
+from ...core.text import (
+    Entity,
+    EntityType,
+    FormattedText,
+    MentionTarget,
+    code_point_at,
+    utf16_starts,
+)
 
 UsernameResolver = Callable[[str], "str | None"]
 """Maps a ``@username`` (without the ``@``) to a user id, when it is known."""
@@ -41,23 +47,11 @@ def utf16_length(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def _utf16_starts(text: str) -> list[int]:
-    """The UTF-16 offset at which each code point starts, plus the total at the end."""
-    starts = [0] * (len(text) + 1)
-    pos = 0
-    for i, ch in enumerate(text):
-        starts[i] = pos
-        pos += 2 if ord(ch) > 0xFFFF else 1
-    starts[len(text)] = pos
-    return starts
+_utf16_starts = utf16_starts
 
 
 def _to_code_points(starts: list[int], utf16_offset: int, round_up: bool) -> int:
-    """The code point index of a UTF-16 offset; one inside a surrogate pair is rounded."""
-    index = bisect_left(starts, utf16_offset)
-    if index < len(starts) and starts[index] == utf16_offset:
-        return index
-    return index if round_up else index - 1
+    return code_point_at(starts, utf16_offset, round_up=round_up)
 
 
 # ------------------------------------------------------------------ Telegram -> IR

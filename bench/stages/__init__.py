@@ -1,0 +1,1 @@
+"""One module per benchmark stage; each returns a JSON-ready dict (or None with a reason)."""
