@@ -3,8 +3,9 @@ registration, against one Synapse and one PostgreSQL server, work side by side."
 
 from __future__ import annotations
 
-import os
+import asyncio
 from pathlib import Path
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -13,30 +14,43 @@ from bench.deploy import SERVER_NAME
 from bench.matrix_http import MatrixHTTP, SyncWatcher, bench_body
 from bench.scaleout import scale_out
 from bridge.networks.loopback.client import LoopbackClient
-from tests.conftest import postgres_url
 from tests.support.flows import wait_for_remote
+from tests.support.postgres import postgres_server_url
 
 pytestmark = [pytest.mark.synapse, pytest.mark.postgres]
 
 NETWORKS = ["alpha", "beta"]
 
 
-def _postgres_or_skip() -> str:
-    url = postgres_url()
-    if url is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("BRIDGE_TEST_POSTGRES is not set in CI")
-        pytest.skip("PostgreSQL not available: set BRIDGE_TEST_POSTGRES to run this test")
-    return url
+async def _wait_until_member(matrix: MatrixHTTP, room_id: str, user_id: str) -> None:
+    for _ in range(200):
+        joined = await matrix.request("GET", f"/_matrix/client/v3/rooms/{quote(room_id)}/joined_members")
+        if user_id in joined.get("joined", {}):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{user_id} never joined {room_id}")
 
 
-async def test_two_bridge_processes_share_one_synapse_and_postgres_and_each_bridges_its_chat(
+async def _wait_for_notice(matrix: MatrixHTTP, room_id: str, sender: str, text: str) -> None:
+    for _ in range(200):
+        page = await matrix.request("GET", f"/_matrix/client/v3/rooms/{quote(room_id)}/messages",
+                                    params={"dir": "b", "limit": "50"})
+        if any(e.get("sender") == sender and text in e.get("content", {}).get("body", "")
+               for e in page.get("chunk", [])):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no notice {text!r} from {sender} in {room_id}")
+
+
+async def test_two_bridge_processes_on_one_synapse_and_postgres_bridge_their_chats_and_share_a_hub_room(
     tmp_path: Path,
 ) -> None:
-    server = _postgres_or_skip()
+    server = postgres_server_url()
     user_localpart = "scaleout"
     user_id = f"@{user_localpart}:{SERVER_NAME}"
-    async with scale_out(tmp_path, server, NETWORKS, {user_id: "user"}) as cluster, \
+    # The other process's ghosts are relayed like any Matrix user with `relay`.
+    permissions = {user_id: "user", SERVER_NAME: "relay"}
+    async with scale_out(tmp_path, server, NETWORKS, permissions) as cluster, \
             aiohttp.ClientSession() as http:
         _, token = await cluster.synapse.register_user(user_localpart, "password")
         matrix = MatrixHTTP(cluster.synapse.url, token, http)
@@ -81,10 +95,26 @@ async def test_two_bridge_processes_share_one_synapse_and_postgres_and_each_brid
                 other_chat = chats[NETWORKS[1 - NETWORKS.index(name)]]
                 assert all(m["text"] != body for m in await other.admin_get_messages(other_chat))
 
-            # HUB-LINK: once the bot has a `link` command (hub rooms), link the beta chat
-            # into the alpha room here (`!bridge link beta <chat>` sent by the user in
-            # rooms["alpha"]) and check that a message posted in the alpha chat reaches
-            # the beta chat through the room, relayed by the other process, and back.
+            # Hub room across processes: both chats linked into the alpha room, each by
+            # its own process; the room itself is the hub.
+            hub = rooms["alpha"]
+            beta_bot = f"@hubbridge_beta:{SERVER_NAME}"
+            await matrix.request("POST", f"/_matrix/client/v3/rooms/{quote(hub)}/invite",
+                                 {"user_id": beta_bot})
+            await _wait_until_member(matrix, hub, beta_bot)
+            for name in NETWORKS:
+                await matrix.send_message(hub, {"msgtype": "m.text",
+                                                "body": f"!bridge link {name} {chats[name]}"})
+            for name in NETWORKS:
+                await _wait_for_notice(matrix, hub, f"@hubbridge_{name}:{SERVER_NAME}", "Linked")
+            await friends["alpha"].send_message(chats["alpha"], "from alpha, via the hub")
+            relayed = await wait_for_remote(admins["beta"], chats["beta"],
+                                            lambda m: m["text"].endswith(": from alpha, via the hub"))
+            assert relayed["sender"] == "me" and "Friend on alpha" in relayed["text"]
+            await friends["beta"].send_message(chats["beta"], "from beta, via the hub")
+            relayed = await wait_for_remote(admins["alpha"], chats["alpha"],
+                                            lambda m: m["text"].endswith(": from beta, via the hub"))
+            assert relayed["sender"] == "me" and "Friend on beta" in relayed["text"]
         finally:
             await sync.stop()
             for admin in admins.values():

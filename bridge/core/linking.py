@@ -65,8 +65,13 @@ async def link_chat(
     room_id: str,
     *,
     login_id: str | None = None,
+    room_checked: bool = False,
 ) -> LinkResult:
-    """Link ``network``/``chat_id`` to ``room_id`` for ``user_id``; raise :class:`LinkError`."""
+    """Link ``network``/``chat_id`` to ``room_id`` for ``user_id``; raise :class:`LinkError`.
+
+    ``room_checked``: the caller knows the bot is in the room and the user may moderate
+    it (the ``link`` command, sent in that room, checks it first).
+    """
     if len(room_id) > 255 or not _ROOM_ID.match(room_id):
         raise LinkError(f"{room_id!r} is not a Matrix room id", code="bad_room_id")
     try:
@@ -90,7 +95,8 @@ async def link_chat(
             f"None of your {connector.display_name} logins can see the chat {chat_id}.",
             code="chat_not_visible",
         )
-    await _check_room(ctx, user_id, room_id)
+    if not room_checked:
+        await _check_room(ctx, user_id, room_id)
     key = PortalKey(connector.network, RemoteChatID(chat_id))
     results: list[LinkResult] = []
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
+import pytest
 import pytest_asyncio
+from telethon.crypto import rsa as telethon_rsa
 
 from bridge.core.connector import LoginComplete
 from bridge.core.ids import UserID
@@ -12,6 +14,19 @@ from bridge.networks.telegram.connector import TelegramConnector, TelegramLogin
 from tests.telegram.fake.handlers import FakeTelegram
 from tests.telegram.fake.harness import RecordingHost, client_factory, test_config
 from tests.telegram.fake.world import Account
+
+
+@pytest.fixture
+def telethon_known_keys() -> Iterator[dict]:
+    """Telethon keeps the server keys it knows process-wide (``add_key``): a test that
+    configures a server key gets Telethon's built-in keys back afterwards, so a later
+    test's "wrong key" is not known from an earlier one."""
+    saved = dict(telethon_rsa._server_keys)
+    try:
+        yield telethon_rsa._server_keys
+    finally:
+        telethon_rsa._server_keys.clear()
+        telethon_rsa._server_keys.update(saved)
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -3,30 +3,37 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
 from bridge.config import load_config
 from bridge.core.bridge import Bridge
+from bridge.networks.telegram.client import build_client
 from tests.conftest import unique
 from tests.support.bridge_env import BridgeUnderTest
-from tests.support.flows import body_of, bot_says, open_management_room
+from tests.support.flows import body_of, bot_says, open_management_room, sent_by, wait_for_new
 from tests.support.matrix_client import TestClient
 from tests.telegram.fake.handlers import FakeTelegram
+from tests.telegram.fake.handshake import ServerRsaKey
 from tests.telegram.fake.harness import client_factory
 from telethon.tl import types as tl
 
 pytestmark = pytest.mark.synapse
 
 
-async def start_bridge(env: BridgeUnderTest, fake: FakeTelegram) -> Bridge:
-    """Start the bridge as BridgeUnderTest does, with Telegram pointed at the fake."""
+async def start_bridge(env: BridgeUnderTest, fake: FakeTelegram | None) -> Bridge:
+    """Start the bridge as BridgeUnderTest does, with Telegram pointed at the fake, or
+    (``fake`` None) with the production client and whatever server config.yaml names."""
     config = load_config(env.config_path)
     config.bridge.permissions.update(env.permissions)
     env.bridge = Bridge(config)
-    env.bridge.connectors["telegram"].client_factory = client_factory(fake)
+    env.bridge.connectors["telegram"].client_factory = (
+        client_factory(fake) if fake is not None else functools.partial(build_client, retry_delay=0.05))
     await env.bridge.start()
     return env.bridge
 
@@ -133,3 +140,67 @@ async def test_messages_sent_while_the_bridge_is_down_arrive_exactly_once(
     bodies = [body_of(e) for e in matrix_user.events(portal) if e.source.get("type") == "m.room.message"]
     for expected in ["before the restart", "while down 0", "while down 1", "while down 2", "after the restart"]:
         assert bodies.count(expected) == 1, bodies
+
+
+async def reply_to(client: TestClient, room: str, env: BridgeUnderTest, text: str, fragment: str) -> str:
+    """Send ``text`` and wait for the bot's next message containing ``fragment``."""
+    before = len(client.events(room))
+    await client.send_text(room, text)
+    event = await wait_for_new(client, room, lambda e: sent_by(env.bot_mxid)(e) and fragment in body_of(e), before)
+    return body_of(event)
+
+
+async def test_a_configured_server_is_used_and_a_wrong_key_is_explained_in_the_management_room(
+    telegram_bridge: BridgeUnderTest, telegram_fake: FakeTelegram, matrix_user: TestClient,
+    telethon_known_keys: dict, caplog: pytest.LogCaptureFixture, tmp_path: Path,
+) -> None:
+    """config.yaml names the server and its key file; a wrong key fails the login with an
+    explanation, the right one signs a new number up and messages flow."""
+    env, fake = telegram_bridge, telegram_fake
+    key, wrong = ServerRsaKey.generate(), ServerRsaKey.generate()
+    fake.server.rsa_key, fake.open_registration = key, True
+    (tmp_path / "wrong.pem").write_text(wrong.public_pem(), encoding="ascii")
+    (tmp_path / "server.pem").write_text(key.public_pem(pkcs1=False), encoding="ascii")
+    plain_networks = {name: dict(section) for name, section in env.networks.items()}
+    server = {"dc_id": 2, "address": "127.0.0.1", "port": fake.port}
+    caplog.set_level(logging.INFO, logger="bridge.networks.telegram")
+    env.allow(matrix_user.user_id, "user")
+    phone = "+9996637777"
+
+    async def restart_with(section: dict) -> None:
+        await env.stop()
+        env.networks["telegram"]["server"] = section
+        env.write_config()
+        await start_bridge(env, None)
+
+    try:
+        await restart_with({**server, "public_key": str(tmp_path / "wrong.pem")})
+        assert any(f"using the Telegram server at 127.0.0.1:{fake.port}" in m for m in caplog.messages)
+        room = await open_management_room(matrix_user, env)
+        await reply_to(matrix_user, room, env, "login telegram", "phone number")
+        failure = await reply_to(matrix_user, room, env, phone, "key exchange")
+        assert "does not use the configured public key" in failure
+        assert any("does not use the configured public key" in m for m in caplog.messages)
+        assert fake.server.key_exchanges == []
+
+        await restart_with({**server, "public_key": str(tmp_path / "server.pem"), "allow_sign_up": True})
+        room = await open_management_room(matrix_user, env)
+        await reply_to(matrix_user, room, env, "login telegram", "phone number")
+        await reply_to(matrix_user, room, env, phone, "login code")
+        await reply_to(matrix_user, room, env, fake.login_code(phone), "first name")
+        await reply_to(matrix_user, room, env, "Nova", "last name")
+        await reply_to(matrix_user, room, env, "Tester", "Logged in to Telegram")
+        assert fake.server.key_exchanges == [key.fingerprint]
+        [new_id] = fake.signed_up
+        friend = fake.add_account("Friend", phone="+9996638888")
+        await fake.send(friend, fake.accounts[new_id], "welcome to the test server")
+        portal = await matrix_user.wait_for_invite()
+        await matrix_user.join(portal)
+        await matrix_user.wait_for_event(portal, lambda e: body_of(e) == "welcome to the test server")
+    finally:
+        await env.stop()
+        env.networks.clear()
+        env.networks.update(plain_networks)
+        env.write_config()
+        fake.open_registration = False
+        await start_bridge(env, fake)

@@ -29,6 +29,18 @@ async def _require_room_moderator(ctx: CommandContext) -> bool:
     return allowed
 
 
+async def _serves(ctx: CommandContext, network: str) -> bool:
+    """Whether this bridge serves ``network``. In a shared room another bridge process may
+    serve it (scale-out), so an unknown network is answered only in the management room."""
+    if network in ctx.bridge.logins.connectors:
+        return True
+    if ctx.is_management:
+        await ctx.reply(f"Unknown network: {network}")
+    else:
+        log.debug("Ignoring a command for %s, which another bridge may serve", network)
+    return False
+
+
 def _usage(ctx: CommandContext, name: str) -> str:
     return f"Usage: {ctx.prefix} {name} <network> <chat id>"
 
@@ -37,14 +49,15 @@ async def cmd_link(ctx: CommandContext) -> None:
     if len(ctx.args) != 2:
         await ctx.reply(_usage(ctx, "link"))
         return
-    if ctx.is_management:
-        await ctx.reply("Use this in the room you want to link, not in your room with the bot.")
-        return
     network, chat_id = ctx.args[0].lower(), ctx.args[1]
+    if not await _serves(ctx, network):
+        return
+    if not await _require_room_moderator(ctx):
+        return
     try:
-        result = await link_chat(ctx.bridge, ctx.sender, network, chat_id, ctx.room_id)
+        result = await link_chat(ctx.bridge, ctx.sender, network, chat_id, ctx.room_id, room_checked=True)
     except LinkError as e:
-        await ctx.reply(f"Unknown network: {e.reason}" if e.code == "unknown_network" else e.reason)
+        await ctx.reply(e.reason)
         return
     if not result.created:
         await ctx.reply("That chat is already linked to this room.")
@@ -56,6 +69,8 @@ async def cmd_link(ctx: CommandContext) -> None:
 async def cmd_unlink(ctx: CommandContext) -> None:
     if len(ctx.args) != 2:
         await ctx.reply(_usage(ctx, "unlink"))
+        return
+    if not await _serves(ctx, ctx.args[0].lower()):
         return
     if not await _require_room_moderator(ctx):
         return

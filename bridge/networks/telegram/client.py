@@ -12,8 +12,10 @@
   afterwards it asks for the difference, so updates sent while the link was down arrive.
 
 Both hook into Telethon internals (``_preprocess_updates``, ``_message_box``,
-``_handle_auto_reconnect``) that exist unchanged from 1.39 to 1.45; the test suite runs
-against both ends of that range.
+``_handle_auto_reconnect``), and signing up on a configured server uses ``_on_login``;
+they exist unchanged from 1.39 to 1.45. The supported range is stated in pyproject.toml,
+and tests/telegram/test_telethon_range.py runs the connector's tests on its lowest version
+(the normal run covers the newest).
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from telethon import TelegramClient
+from telethon import TelegramClient, functions
+from telethon.tl import types as tl
 
 from .config import TelegramConfig
+from .server import apply_server
 from .session import BridgeSession
 
 log = logging.getLogger("bridge.networks.telegram.client")
@@ -36,9 +40,11 @@ Checkpoint = tuple[dict[str, Any], dict[int, int]]
 class BridgeTelegramClient(TelegramClient):
     """A TelegramClient that marks safe update states and catches up after reconnects."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, sign_up_allowed: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.on_reconnect: Callable[[], Any] | None = None
+        self.sign_up_allowed = sign_up_allowed
+        """Set by :func:`build_client` only for a configured server that allows it."""
 
     def current_state(self) -> Checkpoint:
         """Telethon's update state right now (account state, channel pts)."""
@@ -60,6 +66,20 @@ class BridgeTelegramClient(TelegramClient):
             updates[-1]._bridge_checkpoint = self.current_state()
         return updates
 
+    async def create_account(self, phone: str, phone_code_hash: str, first_name: str, last_name: str) -> Any:
+        """``auth.signUp`` after the server said the number has no account; returns the user.
+
+        Telethon's own ``sign_up`` always refuses (third-party apps may not sign up on
+        Telegram), so the request is sent here, and only where the config allows it.
+        """
+        if not self.sign_up_allowed:
+            raise PermissionError("sign-up is allowed only on a configured server that allows it")
+        result = await self(functions.auth.SignUpRequest(phone, phone_code_hash, first_name, last_name))
+        if not isinstance(result, tl.auth.Authorization):
+            raise ValueError(f"the server answered the sign-up with {type(result).__name__}")
+        # What Telethon does after any login: remember itself and load the update state.
+        return await self._on_login(result.user)
+
     async def _handle_auto_reconnect(self) -> None:
         await super()._handle_auto_reconnect()
         log.info("Reconnected to Telegram; fetching what was missed")
@@ -71,12 +91,16 @@ class BridgeTelegramClient(TelegramClient):
 ClientFactory = Callable[[TelegramConfig, BridgeSession], BridgeTelegramClient]
 
 
-def build_client(config: TelegramConfig, session: BridgeSession) -> BridgeTelegramClient:
-    """The production client: Telegram's own servers, from the session's data centre.
+def build_client(
+    config: TelegramConfig, session: BridgeSession, *, retry_delay: float = 1.0
+) -> BridgeTelegramClient:
+    """The production client: Telegram's own servers from the session's data centre, or
+    the configured server (its data centre, address, port and public key).
 
-    A configured server (data centre, address, port, public key) would be applied here,
-    to ``session.set_dc`` and Telethon's RSA key list, before the client is created.
+    ``retry_delay`` is Telethon's pause between connection attempts (tests shorten it).
     """
+    if config.server is not None:
+        apply_server(config.server, session)
     return BridgeTelegramClient(
         session,
         config.api_id,
@@ -91,4 +115,6 @@ def build_client(config: TelegramConfig, session: BridgeSession) -> BridgeTelegr
         # still queued, instead of Telethon sleeping inside a call nobody can see.
         flood_sleep_threshold=0,
         receive_updates=True,
+        retry_delay=retry_delay,
+        sign_up_allowed=config.sign_up_allowed,
     )

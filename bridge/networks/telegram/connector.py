@@ -10,6 +10,7 @@ core drops what it has already bridged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import random
@@ -41,6 +42,7 @@ from .format import to_telegram
 from .ids import GENERAL_TOPIC, ChatRef, message_id, parse_chat_id
 from .login import PhoneLogin, QRLogin
 from .media import input_media
+from .server import connection_problem, describe_server
 from .session import BridgeSession
 from .updates import CheckpointTracker, UpdateConverter
 
@@ -73,6 +75,27 @@ class TelegramConnector(Connector):
         self.display_name = config.display_name
         self.client_factory: ClientFactory = build_client
         """How clients are made; tests point this at a local fake Telegram."""
+
+    async def start(self) -> None:
+        """Say which Telegram is used; warn (without failing) when a configured server
+        does not answer, so the log explains the failed logins that will follow."""
+        server = self.config.server
+        if server is None:
+            log.info("Telegram: using %s", describe_server(self.config))
+            return
+        log.info("Telegram: using %s instead of the production data centres; key: %s; sign-up: %s",
+                 describe_server(self.config),
+                 server.key.source if server.key is not None else "Telethon's built-in keys",
+                 "allowed" if self.config.sign_up_allowed else "off")
+        try:
+            async with asyncio.timeout(self.config.connect_timeout):
+                _reader, writer = await asyncio.open_connection(server.address, server.port)
+        except (OSError, TimeoutError) as e:
+            log.warning("Telegram: %s; logins fail until it answers", connection_problem(self.config, e))
+            return
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
 
     def login_flows(self) -> list[LoginFlow]:
         return [
@@ -156,7 +179,8 @@ class TelegramLogin(NetworkLogin):
                 await self._logged_out("the Telegram session was revoked or has expired")
                 return
             except Exception as e:
-                reason = f"can't reach Telegram ({type(e).__name__})"
+                reason = (connection_problem(self.connector.config, e) if isinstance(e, OSError)
+                          else f"can't reach Telegram ({type(e).__name__})")
                 log.warning("Telegram login %s: %s", self.login_id, reason)
                 await self._close_client()
                 await self.host.set_login_state(self, LoginState.TRANSIENT_ERROR, reason)

@@ -2,6 +2,9 @@
 
 Each process owns a fresh Telethon client with an empty :class:`BridgeSession`; when it
 completes, the session (auth key, data centre, update state) becomes the login's metadata.
+
+On a configured server that allows it (never on Telegram's production servers), a phone
+number without an account gets one: the flow asks for a first and last name and signs up.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from ...core.connector import LoginComplete, LoginError, LoginProcess, LoginProm
 from ...core.ids import LoginID, UserID
 from .chats import display_name
 from .client import BridgeTelegramClient
+from .server import connection_problem, describe_server
 from .session import BridgeSession
 
 if TYPE_CHECKING:
@@ -26,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("bridge.networks.telegram.login")
 
 _PHONE = re.compile(r"^\+?[0-9][0-9 ()./-]{5,}$")
+_NAME_LIMIT = 64  # Telegram's limit for first and last names
 
 
 class _TelegramLoginProcess(LoginProcess):
@@ -43,7 +48,10 @@ class _TelegramLoginProcess(LoginProcess):
             try:
                 await self.client.connect()
             except (OSError, ConnectionError) as e:
-                raise LoginError(f"Can't reach Telegram ({type(e).__name__}).") from None
+                problem = connection_problem(self.connector.config, e)
+                log.warning("Telegram login for %s failed: %s", self.owner, problem)
+                await self._close()
+                raise LoginError(problem[0].upper() + problem[1:] + ".") from None
         return self.client
 
     async def _complete(self, user: Any) -> LoginComplete:
@@ -88,11 +96,18 @@ class _TelegramLoginProcess(LoginProcess):
 
 
 class PhoneLogin(_TelegramLoginProcess):
-    """Phone number, then the code Telegram sends, then the two-step password if set."""
+    """Phone number, then the code Telegram sends, then the two-step password if set.
+
+    Where the number has no account and the config allows sign-up, the code is followed
+    by a first and a last name for the new account.
+    """
 
     def __init__(self, connector: TelegramConnector, owner: UserID) -> None:
         super().__init__(connector, owner)
         self.phone: str | None = None
+        self.phone_code_hash = ""
+        self.signing_up = False
+        self.first_name: str | None = None
 
     async def start(self) -> LoginPrompt:
         return LoginPrompt(
@@ -104,6 +119,8 @@ class PhoneLogin(_TelegramLoginProcess):
         text = text.strip()
         if self.awaiting_password:
             return await self._password(text)
+        if self.signing_up:
+            return await self._sign_up(text)
         if self.phone is None:
             return await self._send_code(text)
         return await self._sign_in(text)
@@ -117,9 +134,12 @@ class PhoneLogin(_TelegramLoginProcess):
             sent = await client.send_code_request(phone)
         except (errors.PhoneNumberInvalidError, errors.PhoneNumberBannedError):
             raise LoginError("Telegram doesn't accept that phone number.") from None
+        except errors.PhoneNumberUnoccupiedError:
+            raise self._no_account() from None
         except errors.FloodWaitError as e:
             raise LoginError(f"Telegram asks to wait {e.seconds} s before the next try.") from None
         self.phone = phone
+        self.phone_code_hash = sent.phone_code_hash
         where = "in your Telegram app" if isinstance(sent.type, tl.auth.SentCodeTypeApp) else "by Telegram"
         return LoginPrompt(f"Send the login code you got {where}.", secret=True)
 
@@ -127,7 +147,7 @@ class PhoneLogin(_TelegramLoginProcess):
         assert self.client is not None and self.phone is not None
         code = re.sub(r"\D", "", code)
         try:
-            user = await self.client.sign_in(self.phone, code)
+            user = await self.client.sign_in(self.phone, code, phone_code_hash=self.phone_code_hash)
         except errors.SessionPasswordNeededError:
             return self._password_prompt()
         except (errors.PhoneCodeInvalidError, errors.PhoneCodeEmptyError):
@@ -135,7 +155,56 @@ class PhoneLogin(_TelegramLoginProcess):
         except errors.PhoneCodeExpiredError:
             self.phone = None
             raise LoginError("That code has expired: send your phone number again.") from None
+        except errors.PhoneNumberUnoccupiedError:
+            # The server's answer to a right code for a number without an account (Telethon
+            # turns auth.authorizationSignUpRequired into the same error).
+            if not self.connector.config.sign_up_allowed:
+                self.phone = None
+                raise self._no_account() from None
+            self.signing_up = True
+            return LoginPrompt(
+                "There is no account with this phone number on this server yet. To create "
+                "one, send its first name ('cancel' stops)."
+            )
         return await self._complete(user)
+
+    def _no_account(self) -> LoginError:
+        config = self.connector.config
+        log.info("Telegram has no account for a phone number given to a login; sign-up is %s",
+                 "allowed" if config.sign_up_allowed else "off")
+        message = "There is no Telegram account with that phone number. Create it in a Telegram app first"
+        if config.server is not None and not config.sign_up_allowed:
+            message += " (signing up through the bridge is off: 'networks.telegram.server.allow_sign_up')"
+        return LoginError(message + ", then send the phone number again.")
+
+    async def _sign_up(self, text: str) -> LoginPrompt | LoginComplete:
+        if self.first_name is None:
+            self.first_name = self._name(text, "first name")
+            return LoginPrompt("Send the last name for the new account, or '-' for none.")
+        last_name = "" if text == "-" else self._name(text, "last name")
+        assert self.client is not None and self.phone is not None
+        try:
+            user = await self.client.create_account(self.phone, self.phone_code_hash, self.first_name, last_name)
+        except errors.FirstNameInvalidError:
+            self.first_name = None
+            raise LoginError("The server doesn't accept that first name: send another one.") from None
+        except errors.LastnameInvalidError:
+            raise LoginError("The server doesn't accept that last name: send another one, or '-'.") from None
+        except (errors.PhoneCodeExpiredError, errors.PhoneNumberOccupiedError) as e:
+            self.phone, self.signing_up, self.first_name = None, False, None
+            raise LoginError(f"The sign-up was refused ({e.message}): send your phone number again.") from None
+        except errors.FloodWaitError as e:
+            raise LoginError(f"Telegram asks to wait {e.seconds} s before the next try.") from None
+        except errors.RPCError as e:
+            raise LoginError(f"The server refused the sign-up ({e.message}).") from None
+        log.info("Signed up a new Telegram account %s on %s", user.id, describe_server(self.connector.config))
+        return await self._complete(user)
+
+    @staticmethod
+    def _name(text: str, what: str) -> str:
+        if not text or len(text) > _NAME_LIMIT or any(not c.isprintable() for c in text):
+            raise LoginError(f"Send a {what} of 1 to {_NAME_LIMIT} characters on one line.")
+        return text
 
 
 class QRLogin(_TelegramLoginProcess):

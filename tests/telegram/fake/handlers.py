@@ -12,22 +12,15 @@ from telethon import password as pw
 from telethon.tl import types as tl
 from telethon.tl.tlobject import TLObject
 
+from .handshake import ServerRsaKey, good_prime
 from .mtproto import RpcFailure, ServerConnection
 from .tlmake import make, now
 from .world import DC_ID, Account, BasicGroup, Channel, World
 
 _PUBLIC = {
     "GetConfigRequest", "GetNearestDcRequest", "SendCodeRequest", "SignInRequest", "GetPasswordRequest",
-    "CheckPasswordRequest", "ExportLoginTokenRequest", "GetStateRequest_unauth",
+    "CheckPasswordRequest", "ExportLoginTokenRequest", "GetStateRequest_unauth", "SignUpRequest",
 }
-
-
-def _good_prime() -> bytes:
-    """Telegram's 2048-bit SRP prime, as Telethon knows it (g = 3)."""
-    for const in pw.check_prime_and_good.__code__.co_consts:
-        if isinstance(const, tuple) and len(const) == 256:
-            return bytes(const)
-    raise RuntimeError("Telethon's known prime not found")
 
 
 def _sha(*parts: bytes) -> bytes:
@@ -38,10 +31,13 @@ def _sha(*parts: bytes) -> bytes:
 
 
 class FakeTelegram(World):
-    """A fake Telegram server on 127.0.0.1 for Telethon clients."""
+    """A fake Telegram server on 127.0.0.1 for Telethon clients.
 
-    def __init__(self) -> None:
-        super().__init__()
+    With ``rsa_key`` it runs the real auth key exchange for clients that know the key.
+    """
+
+    def __init__(self, rsa_key: ServerRsaKey | None = None) -> None:
+        super().__init__(rsa_key)
         self._srp: dict[int, tuple[Account, int, int]] = {}
 
     @property
@@ -146,8 +142,24 @@ class FakeTelegram(World):
         """What the user reads in their Telegram app."""
         return self.codes["".join(c for c in phone if c.isdigit())][1]
 
+    def _registered(self, phone: str) -> bool:
+        try:
+            self.account_by_phone(phone)
+            return True
+        except RpcFailure:
+            if not self.open_registration:
+                raise
+            return False
+
+    def _check_code(self, phone: str, code_hash: str, code: str | None) -> None:
+        expected_hash, expected_code = self.codes.get("".join(c for c in phone if c.isdigit()), ("", ""))
+        if code_hash != expected_hash:
+            raise RpcFailure(400, "PHONE_CODE_EXPIRED")
+        if code is not None and code != expected_code:
+            raise RpcFailure(400, "PHONE_CODE_INVALID")
+
     async def rpc_SendCodeRequest(self, conn, req):
-        self.account_by_phone(req.phone_number)
+        self._registered(req.phone_number)
         phone = "".join(c for c in req.phone_number if c.isdigit())
         code_hash = "".join(random.choices(string.ascii_lowercase, k=12))
         self.codes[phone] = (code_hash, "".join(random.choices(string.digits, k=5)))
@@ -160,22 +172,37 @@ class FakeTelegram(World):
         return make(tl.auth.Authorization, user=self.user(account, account.id))
 
     async def rpc_SignInRequest(self, conn, req):
+        registered = self._registered(req.phone_number)
+        self._check_code(req.phone_number, req.phone_code_hash, req.phone_code)
+        if not registered:
+            if self.sign_up_answer == "object":
+                return tl.auth.AuthorizationSignUpRequired()
+            raise RpcFailure(400, "PHONE_NUMBER_UNOCCUPIED")
         account = self.account_by_phone(req.phone_number)
-        code_hash, code = self.codes.get("".join(c for c in req.phone_number if c.isdigit()), ("", ""))
-        if req.phone_code_hash != code_hash:
-            raise RpcFailure(400, "PHONE_CODE_EXPIRED")
-        if req.phone_code != code:
-            raise RpcFailure(400, "PHONE_CODE_INVALID")
         if account.password:
             conn.auth.data["password_for"] = account.id
             raise RpcFailure(401, "SESSION_PASSWORD_NEEDED")
+        return self._authorize(conn, account)
+
+    async def rpc_SignUpRequest(self, conn, req):
+        if not self.open_registration:
+            raise RpcFailure(400, "PHONE_NUMBER_INVALID")
+        if self._registered(req.phone_number):
+            raise RpcFailure(400, "PHONE_NUMBER_OCCUPIED")
+        self._check_code(req.phone_number, req.phone_code_hash, None)
+        if not req.first_name.strip() or len(req.first_name) > 64:
+            raise RpcFailure(400, "FIRSTNAME_INVALID")
+        if len(req.last_name) > 64:
+            raise RpcFailure(400, "LASTNAME_INVALID")
+        account = self.add_account(req.first_name, last_name=req.last_name or None, phone=req.phone_number)
+        self.signed_up.append(account.id)
         return self._authorize(conn, account)
 
     def _algo(self, account: Account) -> Any:
         salt1 = hashlib.sha256(b"salt1" + str(account.id).encode()).digest()[:8]
         salt2 = hashlib.sha256(b"salt2" + str(account.id).encode()).digest()[:16]
         return tl.PasswordKdfAlgoSHA256SHA256PBKDF2HMACSHA512iter100000SHA256ModPow(
-            salt1=salt1, salt2=salt2, g=3, p=_good_prime())
+            salt1=salt1, salt2=salt2, g=3, p=good_prime())
 
     async def rpc_GetPasswordRequest(self, conn, req):
         account = self.accounts[conn.auth.data["password_for"]]

@@ -6,9 +6,11 @@ server decrypts each request with the session's auth key, parses it with Teletho
 TL reader, hands it to a :class:`RequestHandler`, and encrypts the serialized result (or
 an RPC error) back. Updates are pushed the same way.
 
-What is skipped: generating the auth key (Diffie-Hellman with Telegram's RSA keys). The
-test side registers an auth key with :meth:`MTProtoServer.new_auth_key` and stores it in
-the client's session, as if it had been generated.
+Auth keys come one of two ways. A server given its own RSA key pair (``rsa_key``) runs
+the real key exchange (:mod:`.handshake`) with any client that knows its public key.
+Without one, the test side registers an auth key with :meth:`MTProtoServer.new_auth_key`
+and stores it in the client's session, as if it had been generated (most tests do that:
+the exchange costs a 2048-bit Diffie-Hellman per new session).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from telethon.tl import functions
 from telethon.tl.core import GzipPacked, MessageContainer
 from telethon.tl.tlobject import TLObject
 from telethon.tl.types import MsgsAck, Pong, RpcError
+
+from .handshake import HandshakeFailure, KeyExchange, ServerRsaKey
 
 log = logging.getLogger("tests.telegram.fake.mtproto")
 
@@ -95,6 +99,7 @@ class ServerConnection:
         self._seq = 0
         self.closed = asyncio.Event()
         self._write_lock = asyncio.Lock()
+        self._exchange: KeyExchange | None = None
 
     # Transport --------------------------------------------------------------------------
 
@@ -159,6 +164,9 @@ class ServerConnection:
         try:
             while True:
                 packet = await self._read_packet()
+                if struct.unpack("<Q", packet[:8])[0] == 0:
+                    await self._plain(packet)
+                    continue
                 try:
                     plain = self._decrypt(packet)
                 except KeyError:
@@ -179,6 +187,27 @@ class ServerConnection:
             self.closed.set()
             self.server.connections.discard(self)
             self.writer.close()
+
+    async def _plain(self, packet: bytes) -> None:
+        """An unencrypted message: a step of the auth key exchange."""
+        length = struct.unpack("<i", packet[16:20])[0]
+        request = BinaryReader(packet[20:20 + length]).tgread_object()
+        if self.server.rsa_key is None:
+            raise ConnectionError("this fake only accepts auth keys the test registered")
+        if isinstance(request, functions.ReqPqMultiRequest):
+            self._exchange = KeyExchange(self.server.rsa_key)
+        if self._exchange is None:
+            raise ConnectionError("key exchange step without req_pq_multi")
+        try:
+            answer = bytes(self._exchange.answer(request))
+        except HandshakeFailure as e:
+            self.server.handshake_failures.append(str(e))
+            raise ConnectionError(str(e)) from None
+        if self._exchange.auth_key is not None:
+            self.server.add_auth_key(self._exchange.auth_key)
+            self.server.key_exchanges.append(self._exchange.key.fingerprint)
+            self._exchange = None
+        await self._write_packet(struct.pack("<qqi", 0, self._new_msg_id(), len(answer)) + answer)
 
     async def _process(self, msg_id: int, body: bytes) -> None:
         constructor = struct.unpack("<I", body[:4])[0]
@@ -235,8 +264,13 @@ def _calc_key(auth_key: bytes, msg_key: bytes, client: bool) -> tuple[bytes, byt
 class MTProtoServer:
     """Listens on 127.0.0.1 and serves MTProto connections with ``handler``."""
 
-    def __init__(self, handler: RequestHandler) -> None:
+    def __init__(self, handler: RequestHandler, rsa_key: ServerRsaKey | None = None) -> None:
         self.handler = handler
+        self.rsa_key = rsa_key
+        """With a key pair, clients that know its public key create auth keys here."""
+        self.key_exchanges: list[int] = []
+        """The key fingerprint of every completed key exchange."""
+        self.handshake_failures: list[str] = []
         self.auth_keys: dict[int, AuthKeyRecord] = {}
         self.connections: set[ServerConnection] = set()
         self._server: asyncio.Server | None = None
@@ -244,7 +278,10 @@ class MTProtoServer:
         self.on_connect: list[Callable[[ServerConnection], Awaitable[None]]] = []
 
     def new_auth_key(self) -> AuthKeyRecord:
-        key = os.urandom(256)
+        """An auth key as if a key exchange had made it (for tests that skip the exchange)."""
+        return self.add_auth_key(os.urandom(256))
+
+    def add_auth_key(self, key: bytes) -> AuthKeyRecord:
         key_id = struct.unpack("<Q", sha1(key).digest()[12:20])[0]
         record = AuthKeyRecord(key, key_id)
         self.auth_keys[key_id] = record

@@ -17,6 +17,7 @@ from typing import Any
 
 from telethon.tl import types as tl
 
+from .handshake import ServerRsaKey
 from .mtproto import MTProtoServer, ServerConnection
 from .tlmake import make, now
 
@@ -73,8 +74,8 @@ Owner = Any  # an account id (int) or ("channel", id)
 
 
 class World:
-    def __init__(self) -> None:
-        self.server = MTProtoServer(self)  # type: ignore[arg-type]
+    def __init__(self, rsa_key: ServerRsaKey | None = None) -> None:
+        self.server = MTProtoServer(self, rsa_key)  # type: ignore[arg-type]
         self._ids = itertools.count(1000)
         self.accounts: dict[int, Account] = {}
         self.groups: dict[int, BasicGroup] = {}
@@ -89,6 +90,12 @@ class World:
         self.flood_next: dict[str, int] = {}
         self.requests: list[str] = []
         self.offline_users: set[int] = set()
+        self.open_registration = False
+        """Numbers without an account get a code, and ``auth.signUp`` creates the account."""
+        self.signed_up: list[int] = []
+        self.sign_up_answer = "error"
+        """How ``auth.signIn`` answers a new number: ``error`` (PHONE_NUMBER_UNOCCUPIED, as
+        before layer 104 and on some servers) or ``object`` (auth.authorizationSignUpRequired)."""
 
     def new_id(self) -> int:
         return next(self._ids)
