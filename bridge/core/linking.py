@@ -26,7 +26,7 @@ from ..db.portals import PortalRow
 from .connector import LoginState, NetworkLogin
 from .context import BridgeContext, now_ms
 from .events import ChatInfo
-from .ids import LoginID, NetworkID, PortalKey, RemoteChatID, RoomID
+from .ids import LoginID, PortalKey, RemoteChatID, RoomID
 
 log = logging.getLogger("bridge.core.linking")
 

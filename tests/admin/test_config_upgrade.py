@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from bridge.__main__ import main
 from bridge.config import Config, load_dataclass
-from bridge.config_upgrade import example_config_text, missing_keys, upgrade_file, upgrade_text
+from bridge.config_upgrade import example_config_text, missing_keys, upgrade_text
 
 EXAMPLE = example_config_text()
 EXAMPLE_DATA = yaml.safe_load(EXAMPLE)
