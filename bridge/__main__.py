@@ -1,4 +1,5 @@
-"""Command line: ``python -m bridge [-c config.yaml] [run | generate-registration | check-config]``."""
+"""Command line: ``python -m bridge [-c config.yaml] [run | generate-registration |
+check-config | upgrade-config]``."""
 
 from __future__ import annotations
 
@@ -28,7 +29,52 @@ def _parser() -> argparse.ArgumentParser:
     )
     reg.add_argument("-r", "--registration", help="where to write it (default: from the config)")
     sub.add_parser("check-config", help="check the config and exit")
+    upgrade = sub.add_parser(
+        "upgrade-config",
+        help="add the keys this version knows to the config, with their defaults and "
+        "comments (keeps yours; writes a backup first)",
+    )
+    upgrade.add_argument("--dry-run", action="store_true", help="show the changes, write nothing")
     return parser
+
+
+def _upgrade_config(path: Path, dry_run: bool) -> int:
+    from .config_upgrade import diff, upgrade_file
+
+    before = path.read_text(encoding="utf-8") if path.exists() else ""
+    result, backup = upgrade_file(path, dry_run=dry_run)
+    for key in result.skipped:
+        print(f"Not added (its section is written in flow style {{...}}): {key}")
+    if not result.changed:
+        print(f"{path} already has every key this version knows.")
+        return 0
+    if dry_run:
+        sys.stdout.write(diff(before, result.text, str(path)))
+        print(f"Would add {len(result.added)} key(s): {', '.join(result.added)}")
+        return 0
+    print(f"Added {len(result.added)} key(s) to {path}: {', '.join(result.added)}")
+    print(f"The previous version is in {backup}.")
+    return 0
+
+
+def _mention_missing_keys(config: Config) -> None:
+    """Tell the admin at start-up when the config lacks keys a newer version added."""
+    from .config_upgrade import missing_keys
+
+    log = logging.getLogger("bridge.config")
+    if config.path is None:
+        return
+    try:
+        missing = missing_keys(config.path.read_text(encoding="utf-8"))
+    except Exception as e:  # never stop the bridge over a hint
+        log.debug("Could not compare the config with the example: %s", e)
+        return
+    if missing:
+        log.info(
+            "The config lacks %d newer key(s) (%s); their defaults apply. "
+            "'python -m bridge -c %s upgrade-config' adds them with their comments.",
+            len(missing), ", ".join(missing), config.path,
+        )
 
 
 async def _run(config: Config) -> int:
@@ -49,6 +95,8 @@ async def _run(config: Config) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command == "upgrade-config":  # before loading: an old config may not load
+            return _upgrade_config(Path(args.config), args.dry_run)
         config = load_config(args.config)
         if args.command == "generate-registration":
             from .registration import write_registration
@@ -62,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.config}: OK")
             return 0
         setup_logging(config.logging)
+        _mention_missing_keys(config)
         return asyncio.run(_run(config))
     except ConfigError as e:
         print(f"Configuration error: {e}", file=sys.stderr)

@@ -8,6 +8,7 @@ typo is an error instead of a silently ignored setting. A connector's section un
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 import types
 import typing
@@ -112,6 +113,26 @@ class LoggingConfig:
     level: str = "INFO"
     modules: dict[str, str] = field(default_factory=dict)
     """Per-module levels, e.g. ``bridge.networks.loopback: DEBUG``."""
+    format: Literal["text", "json"] = "text"
+    """One line per event either way; ``json`` is for log collectors."""
+
+
+@dataclass
+class MetricsConfig:
+    enabled: bool = False
+    listen: str = "127.0.0.1:9100"
+    """``host:port`` of the Prometheus endpoint (``GET /metrics``)."""
+    token: str = ""
+    """Bearer token scrapers must send; required unless ``listen`` is a loopback address."""
+
+
+@dataclass
+class ProvisioningConfig:
+    enabled: bool = False
+    listen: str = "127.0.0.1:29401"
+    """``host:port`` of the provisioning API."""
+    shared_secret: str = ""
+    """Bearer token of the API: at least 32 random characters (``openssl rand -hex 32``)."""
 
 
 @dataclass
@@ -122,6 +143,8 @@ class Config:
     bridge: BridgeConfig = field(default_factory=BridgeConfig)
     encryption: EncryptionConfig = field(default_factory=EncryptionConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    provisioning: ProvisioningConfig = field(default_factory=ProvisioningConfig)
     networks: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Raw network sections; each enabled connector parses its own."""
     path: Path | None = field(default=None, metadata={"internal": True})
@@ -262,6 +285,7 @@ def validate(config: Config) -> None:
     if not config.database.uri.startswith(("sqlite:", "postgres://", "postgresql://")):
         raise ConfigError("'database.uri' must start with sqlite: or postgres://")
     _validate_encryption(config.encryption)
+    _validate_http_services(config)
 
 
 def _validate_encryption(enc: EncryptionConfig) -> None:
@@ -283,6 +307,47 @@ def _validate_encryption(enc: EncryptionConfig) -> None:
             "'encryption.key_wait_seconds' must be positive and at most "
             "'encryption.key_give_up_seconds'"
         )
+
+
+MIN_SECRET_LENGTH = 32
+EXAMPLE_SECRETS = {"generate", "changeme", "change me", "secret", "example"}
+
+
+def parse_listen(value: str, key: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` for IPv6) as a host and a port number."""
+    host, sep, port = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"'{key}' must be host:port, e.g. 127.0.0.1:9100, not {value!r}")
+    return host, int(port)
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _validate_http_services(config: Config) -> None:
+    """Everything HTTP besides the appservice needs its own secret, or stays on localhost."""
+    if config.metrics.enabled:
+        host, _ = parse_listen(config.metrics.listen, "metrics.listen")
+        if not config.metrics.token and not is_loopback_host(host):
+            raise ConfigError(
+                "'metrics.token' must be set when 'metrics.listen' is not a loopback "
+                "address: anyone who can reach the port could read the bridge's metrics"
+            )
+    if config.provisioning.enabled:
+        parse_listen(config.provisioning.listen, "provisioning.listen")
+        secret = config.provisioning.shared_secret
+        if secret.strip().lower() in EXAMPLE_SECRETS or len(secret) < MIN_SECRET_LENGTH:
+            raise ConfigError(
+                f"'provisioning.shared_secret' must be at least {MIN_SECRET_LENGTH} random "
+                "characters (e.g. the output of 'openssl rand -hex 32')"
+            )
 
 
 def load_config(path: Path | str) -> Config:

@@ -83,6 +83,7 @@ def bridge_networks(loopback_urls: list[str], signal_address: str) -> dict[str, 
         },
         # The encrypting bridge on PostgreSQL (database made by the crypto_pg_bridge fixture).
         "cryptopg": {"loopback": {"address": one}},
+        "admin": {"loopback": {"address": one}},  # metrics + provisioning on (tests/admin)
     }
 
 

@@ -413,6 +413,8 @@ async def test_a_message_whose_key_comes_late_is_reported_then_bridged_when_it_a
     assert relates.get("m.in_reply_to", {}).get("event_id") == late_event
     status = crypto_bridge.bridge.status()["encryption"]
     assert status["undecryptable"] >= 1
+    metrics = crypto_bridge.bridge.ctx.metrics.registry
+    assert metrics.get_sample_value("hubbridge_decryption_failures_total", {"reason": "no_key"}) >= 1
     await alice.send_text(dm, "ping")
     await bot_says(alice, dm, crypto_bridge, "could not be decrypted")
 

@@ -14,7 +14,9 @@ from ..matrix.appservice import AppserviceServer
 from ..matrix.crypto import BridgeCrypto
 from ..matrix.ids import GhostIDs
 from ..networks.registry import connector_class
+from ..metrics import TO_MATRIX
 from ..registration import load_registration
+from ..services import AdminServices
 from .commands.handlers import CommandContext, show_login_step
 from .commands.parser import ParsedCommand
 from . import housekeeping
@@ -24,6 +26,7 @@ from .events import RemoteEvent, UserInfo
 from .ghosts import Ghosts
 from .hub import HubRelay
 from .ids import NetworkID, PortalKey, UserID
+from .login_status import publish_login_status
 from .logins import Logins
 from .matrix_inbox import MatrixInbox
 from .outgoing import OutgoingHandler
@@ -73,6 +76,7 @@ class Bridge:
         )
         self._housekeeping: asyncio.Task[None] | None = None
         self._remote_failures: dict[tuple, int] = {}
+        self.services = AdminServices(self.ctx)
 
     def _create_connectors(self) -> dict[NetworkID, Connector]:
         connectors: dict[NetworkID, Connector] = {}
@@ -101,6 +105,7 @@ class Bridge:
             is_ours=lambda mxid: mxid == bot or self.ctx.ghost_ids.parse(mxid) is not None,
             device_name=self.config.appservice.bot_displayname,
         )
+        crypto.on_decryption_failure = self.ctx.metrics.decryption_failed
         self.matrix.crypto = crypto
         return crypto
 
@@ -122,6 +127,7 @@ class Bridge:
         # ("not logged in") instead of waiting for the homeserver's retry.
         await self.server.start(self.config.appservice.hostname, self.config.appservice.port)
         self._housekeeping = asyncio.create_task(housekeeping.run_forever(self.ctx))
+        await self.services.start()
         log.info("Bridge started with networks: %s", ", ".join(self.connectors) or "none")
 
     async def _prepare_bot(self) -> None:
@@ -148,6 +154,7 @@ class Bridge:
         )
 
     async def stop(self, drain_timeout: float = 30) -> None:
+        await self.services.stop()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
         await self.server.stop()
@@ -173,7 +180,10 @@ class Bridge:
 
     def queue_remote_event(self, login: NetworkLogin, event: RemoteEvent) -> asyncio.Future[None]:
         key = PortalKey(login.record.network, event.chat_id)
-        return self.ctx.queues.submit(key, lambda: self._handle_remote(login, key, event))
+        job = self.ctx.metrics.timed(
+            key.network, TO_MATRIX, lambda: self._handle_remote(login, key, event)
+        )
+        return self.ctx.queues.submit(key, job)
 
     async def _handle_remote(self, login: NetworkLogin, key: PortalKey, event: RemoteEvent) -> None:
         """Handle one remote event; a failure the connector's retry can't fix ends visibly.
@@ -204,6 +214,7 @@ class Bridge:
         portal = await self.db.portals.get(key)
         name = self.connectors[key.network].display_name
         log.warning("Could not bridge a %s from %s: %s", type(event).__name__, key, reason)
+        self.ctx.metrics.failed(key.network, TO_MATRIX, reason)
         if portal is not None and portal.room_id:
             try:
                 await self.matrix.notice(
@@ -228,6 +239,7 @@ class Bridge:
             return
         log.info("Login %s on %s is now %s%s", record.login_id, record.network, state.value,
                  f" ({error})" if error else "")
+        await publish_login_status(self.ctx, record)
         if state in (LoginState.BAD_CREDENTIALS, LoginState.LOGGED_OUT):
             name = self.connectors[record.network].display_name
             await self.inbox.tell_user(
@@ -249,6 +261,9 @@ class Bridge:
         pending = self.ctx.logins.pending.get(owner)
         if pending is None:
             return  # cancelled meanwhile
+        if pending.on_progress is not None:  # driven by the provisioning API, not the bot
+            await pending.on_progress(step)
+            return
         ctx = CommandContext(
             bridge=self.ctx,
             remote=self.remote,

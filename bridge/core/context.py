@@ -11,6 +11,7 @@ from ..config import Config
 from ..db import BridgeDatabase
 from ..matrix.api import MatrixAPI
 from ..matrix.ids import GhostIDs
+from ..metrics import BridgeMetrics
 from .ids import PortalKey
 from .queue import KeyedQueues
 
@@ -42,6 +43,7 @@ class BridgeContext:
     matrix: MatrixAPI
     ghost_ids: GhostIDs
     queues: KeyedQueues = field(default_factory=KeyedQueues)
+    metrics: BridgeMetrics = field(default_factory=BridgeMetrics)
     ghosts: Ghosts = field(init=False)
     logins: Logins = field(init=False)
     hub: HubRelay = field(init=False)

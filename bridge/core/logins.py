@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from .connector import Connector, LoginProcess, LoginRecord, LoginState, NetworkLogin
+from ..logs import log_context
+
+from .connector import (
+    Connector,
+    LoginComplete,
+    LoginError,
+    LoginProcess,
+    LoginPrompt,
+    LoginRecord,
+    LoginState,
+    NetworkLogin,
+)
 from .context import BridgeContext, now_ms
 from .ids import LoginID, NetworkID, UserID
+from .login_status import publish_login_status
 
 log = logging.getLogger("bridge.core.logins")
 
@@ -19,6 +32,8 @@ class PendingLogin:
     room_id: str
     secret_input: bool = False
     """The current prompt asks for a password or code: the answer is redacted after use."""
+    on_progress: Callable[[LoginPrompt | LoginComplete | LoginError], Awaitable[None]] | None = None
+    """Where steps the connector reports by itself go, when not to the bot's room."""
 
 
 class Logins:
@@ -64,7 +79,9 @@ class Logins:
 
     async def _connect(self, login: NetworkLogin) -> None:
         try:
-            await login.connect()
+            # Tasks the login starts inherit this: their log lines name the login.
+            with log_context(network=login.record.network, login=login.login_id):
+                await login.connect()
         except Exception as e:
             log.exception("Failed to connect login %s on %s", login.login_id, login.record.network)
             await self.ctx.db.logins.set_state(
@@ -91,6 +108,7 @@ class Logins:
             await login.disconnect()
             self._active.pop((login.record.network, login.login_id), None)
             await self.ctx.db.logins.delete(login.record.network, login.login_id)
+            await publish_login_status(self.ctx, login.record, LoginState.LOGGED_OUT)
 
     async def stop_receiving_all(self) -> None:
         """Ask every login to stop taking events, before the queues are drained."""

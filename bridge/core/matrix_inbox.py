@@ -273,6 +273,7 @@ class MatrixInbox:
             decrypted = await crypto.decrypt(event)
             return await self.handle_event(decrypted) if decrypted is not None else []
         if await self.ctx.db.portals.by_room(room_id) or await self.ctx.db.users.is_management_room(room_id):
+            self.ctx.metrics.decryption_failed("no_crypto")
             await self.ctx.matrix.notice(
                 room_id,
                 "This bridge doesn't take part in encrypted rooms, so your message was not bridged.",

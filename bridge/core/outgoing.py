@@ -15,6 +15,7 @@ from ..db.messages import MessageRow, ReactionRow
 from ..db.portals import PortalRow
 from ..matrix.content import ContentError
 from ..matrix.crypto_media import MediaDecryptionError
+from ..metrics import TO_NETWORK
 from .connector import ChatChange, NetworkLogin, OutgoingMedia, OutgoingMessage, SendError, Unsupported
 from .context import BridgeContext, now_ms, portal_origin, stable_id
 from .events import MediaKind
@@ -127,14 +128,17 @@ class OutgoingHandler:
             try:
                 await job()
             except DeliveryError as e:
+                self.ctx.metrics.failed(portal.key.network, TO_NETWORK, e)
                 await self._report_failure(portal, room_id, event_id, sender, str(e))
             except Exception as e:
+                self.ctx.metrics.failed(portal.key.network, TO_NETWORK, e)
                 log.exception("Failed to bridge %s to %s", event_id, portal.key)
                 await self._report_failure(
                     portal, room_id, event_id, sender, f"internal error ({type(e).__name__})"
                 )
 
-        return self.ctx.queues.submit(portal.key, run)
+        timed = self.ctx.metrics.timed(portal.key.network, TO_NETWORK, run)
+        return self.ctx.queues.submit(portal.key, timed)
 
     def _own_login(self, portal: PortalRow, user_id: str) -> NetworkLogin | None:
         logins = self.ctx.logins.of_user(user_id, portal.key.network)
@@ -249,6 +253,7 @@ class OutgoingHandler:
                 timestamp=result.timestamp_ms or now_ms(),
             )
         )
+        self.ctx.metrics.message_bridged(portal.key.network, TO_NETWORK)
 
     def _outgoing_text(
         self, portal: PortalRow, msg: MatrixMessage, relayed_name: str | None

@@ -7,6 +7,8 @@ import logging
 from collections import deque
 from typing import Awaitable, Callable, Hashable
 
+from ..logs import portal_context
+
 log = logging.getLogger("bridge.core.queue")
 
 Job = Callable[[], Awaitable[None]]
@@ -34,11 +36,16 @@ class KeyedQueues:
     def depth(self, key: Hashable) -> int:
         return len(self._pending.get(key, ()))
 
+    def depths(self) -> dict[Hashable, int]:
+        """Jobs waiting per key, for keys with any waiting."""
+        return {key: len(q) for key, q in self._pending.items() if q}
+
     @property
     def total_depth(self) -> int:
         return sum(len(q) for q in self._pending.values())
 
     async def _work(self, key: Hashable) -> None:
+        portal_context(key)  # this task only works for this key: its log lines say so
         queue = self._pending[key]
         try:
             while queue:

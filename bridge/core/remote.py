@@ -12,6 +12,7 @@ from typing import Any
 from ..db.messages import MessageRow, ReactionRow
 from ..db.portals import PortalRow
 from ..matrix import content as mx
+from ..metrics import TO_MATRIX
 from .connector import NetworkLogin
 from .context import BridgeContext, now_ms, portal_origin, stable_id
 from .hub import remote_subject
@@ -257,6 +258,7 @@ class RemoteHandler:
         await self.ctx.db.messages.set_event(row, event_id)
         if hub_sender:
             await self.ctx.hub.greet(login, portal, evt.sender.user_id)
+        self.ctx.metrics.message_bridged(portal.key.network, TO_MATRIX)
 
     async def on_edit(self, login: NetworkLogin, portal: PortalRow, evt: RemoteEdit) -> None:
         rows = await self._sent_rows(portal, evt.message_id)

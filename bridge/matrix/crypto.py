@@ -118,6 +118,9 @@ class BridgeCrypto:
         self._handle_decrypted: DecryptedHandler | None = None
         self._share_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._ready = asyncio.Event()
+        self.on_decryption_failure: Callable[[str], None] = lambda reason: None
+        """Counts failures (the bridge points it at its metrics): ``malformed``,
+        ``undecryptable`` or ``no_key`` (gave up waiting for the room key)."""
 
     def new_room_encryption(self) -> dict[str, Any] | None:
         """The ``m.room.encryption`` content for a new portal room, if it is to be encrypted."""
@@ -237,6 +240,7 @@ class BridgeCrypto:
             encrypted = EncryptedEvent.deserialize(event)
         except Exception:
             log.warning("Ignoring a malformed encrypted event %s", event.get("event_id"))
+            self.on_decryption_failure("malformed")
             return None
         try:
             return await self._decrypt(encrypted, event)
@@ -244,6 +248,7 @@ class BridgeCrypto:
             await self._park(encrypted)
         except DecryptionError as e:
             log.warning("Can't decrypt %s from %s: %s", encrypted.event_id, encrypted.sender, e)
+            self.on_decryption_failure("undecryptable")
             if not self._is_ours(encrypted.sender):
                 await self._matrix.notice(
                     encrypted.room_id,
@@ -312,6 +317,7 @@ class BridgeCrypto:
             return False
         except DecryptionError as e:
             log.warning("Can't decrypt %s even with its key: %s", waiting.event_id, e)
+            self.on_decryption_failure("undecryptable")
             return True
         log.info("The key of %s arrived; handling the event now", waiting.event_id)
         assert self._handle_decrypted is not None
@@ -338,6 +344,7 @@ class BridgeCrypto:
         )
 
     async def _tell_sender(self, waiting: WaitingEvent) -> None:
+        self.on_decryption_failure("no_key")
         if self._is_ours(waiting.sender):
             log.warning("Gave up waiting for the key of our own event %s", waiting.event_id)
             return

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 from ..connector import LoginComplete, LoginError, LoginPrompt, LoginState, Unsupported
 from ..context import BridgeContext
 from ..ids import PortalKey
+from ..login_status import describe_state, user_logins
 from ..logins import PendingLogin
 from .parser import ParsedCommand
 
@@ -73,22 +74,23 @@ class Command:
 
 
 async def cmd_ping(ctx: CommandContext) -> None:
-    logins = ctx.bridge.logins.of_user(ctx.sender)
+    records = await user_logins(ctx.bridge, ctx.sender)
+    pending = ctx.bridge.logins.pending.get(ctx.sender)
     crypto = ctx.bridge.matrix.crypto
     encryption = f"\n{crypto.status_line()}" if crypto is not None else ""
-    if not logins:
+    if not records and pending is None:
         await ctx.reply(
             f"The bridge is running. You have no logins: '{ctx.prefix} login <network>'.{encryption}"
         )
         return
     lines = ["The bridge is running. Your logins:"]
-    for login in logins:
-        record = login.record
-        name = ctx.bridge.logins.connector(record.network).display_name
-        state = record.state.value.replace("_", " ")
-        if record.error:
-            state += f" ({record.error})"
+    for record in records:
+        connector = ctx.bridge.logins.connectors.get(record.network)
+        name = connector.display_name if connector else f"{record.network} (switched off)"
+        state = describe_state(record.state, record.error)
         lines.append(f"  {name}: {record.remote_name or record.login_id} - {state}")
+    if pending is not None:
+        lines.append(f"  {ctx.bridge.logins.connector(pending.network).display_name}: a login in progress")
     await ctx.reply("\n".join(lines) + encryption)
 
 

@@ -9,6 +9,7 @@ from ..connector import LoginState, Unsupported
 from ..context import now_ms
 from ..hub import matrix_subject
 from ..ids import PortalKey, RemoteChatID
+from ..linking import LinkError, link_chat
 from .handlers import CommandContext
 
 log = logging.getLogger("bridge.core.commands.hub")
@@ -48,55 +49,21 @@ async def cmd_link(ctx: CommandContext) -> None:
     if len(ctx.args) != 2:
         await ctx.reply(_usage(ctx, "link"))
         return
-    network, chat_id = ctx.args[0].lower(), RemoteChatID(ctx.args[1])
+    network, chat_id = ctx.args[0].lower(), ctx.args[1]
     if not await _serves(ctx, network):
         return
     if not await _require_room_moderator(ctx):
         return
-    connector = ctx.bridge.logins.connector(network)
-    logins = [l for l in ctx.bridge.logins.of_user(ctx.sender, network)
-              if l.record.state == LoginState.CONNECTED]
-    if not logins:
-        await ctx.reply(f"Log in to {connector.display_name} first: '{ctx.prefix} login {network}' "
-                        "in your room with the bot.")
+    try:
+        result = await link_chat(ctx.bridge, ctx.sender, network, chat_id, ctx.room_id, room_checked=True)
+    except LinkError as e:
+        await ctx.reply(e.reason)
         return
-    key = PortalKey(connector.network, chat_id)
-    for login in logins:
-        try:
-            info = await login.get_chat_info(chat_id)
-            break
-        except Exception:
-            continue
-    else:
-        await ctx.reply(f"None of your {connector.display_name} logins can see the chat {chat_id}.")
+    if not result.created:
+        await ctx.reply("That chat is already linked to this room.")
         return
-
-    async def link() -> None:
-        existing = await ctx.bridge.db.portals.get(key)
-        if existing and existing.room_id and existing.room_id != ctx.room_id:
-            if existing.relay:
-                await ctx.reply("That chat is already linked to another room; unlink it there first.")
-                return
-            # It had a room of its own (a plain portal): it moves here, and its old room
-            # is told where it went.
-            await ctx.bridge.matrix.notice(
-                existing.room_id, "This chat is now bridged into another room; this room "
-                "no longer receives its messages.",
-            )
-        portal = PortalRow(
-            key=key, room_id=ctx.room_id, login_id=login.login_id, name=info.name,
-            topic=info.topic, is_direct=info.is_direct, created_at=now_ms(), relay=True,
-        )
-        await ctx.bridge.db.portals.put(portal)
-        for member in info.members:
-            if member != login.login_id:
-                ghost = await ctx.bridge.ghosts.ensure(login, member)
-                await ctx.bridge.matrix.join(ctx.room_id, ghost)
-        await ctx.bridge.hub.announce_link(portal, login)
-        await ctx.reply(f"Linked {connector.display_name} chat '{info.name or chat_id}' to this room. "
-                        "Messages are relayed with display names only.")
-
-    await ctx.bridge.queues.submit(key, link)
+    await ctx.reply(f"Linked {result.network_name} chat '{result.info.name or chat_id}' to this room. "
+                    "Messages are relayed with display names only.")
 
 
 async def cmd_unlink(ctx: CommandContext) -> None:
