@@ -13,7 +13,7 @@ import dataclasses
 from typing import Any
 
 from bridge.config import BridgeConfig, Config
-from bridge.core.commands.handlers import COMMANDS_BY_NAME
+from bridge.core.commands.registry import COMMANDS_BY_NAME
 
 
 def encryption_available() -> bool:
