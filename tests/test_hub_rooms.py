@@ -249,3 +249,31 @@ async def test_who_lists_people_by_display_name_on_every_network(hub: Hub) -> No
     await b.person.api.send_message(b.chat_id, "!bridge who")
     remote = await wait_for_remote(b.admin, b.chat_id, lambda m: m["text"].startswith("Who is here"))
     assert "Person 0" in remote["text"] and hub.sides["loopback"].phone not in remote["text"]
+
+
+async def test_create_group_makes_a_group_on_every_network_and_links_them_all(hub: Hub) -> None:
+    room = await hub.linker.create_room(invite=[hub.env.bot_mxid], name="Family room")
+    await hub.linker.wait_for_event(
+        room, lambda e: e.source.get("type") == "m.room.member"
+        and e.source.get("state_key") == hub.env.bot_mxid
+        and e.source["content"].get("membership") == "join",
+    )
+    await hub.linker.send_text(room, "!bridge create-group Family")
+    answer = body_of(await hub.linker.wait_for_event(
+        room, lambda e: sent_by(hub.env.bot_mxid)(e) and "Created 'Family'" in body_of(e)
+    ))
+    for label in ("Loopback", "Loopback Two", "Loopback Three"):
+        assert f"{label}: join with loopback://join/" in answer
+    portals = await hub.env.bridge.db.portals.by_room(room)
+    assert sorted(p.key.network for p in portals) == sorted(NETWORKS)
+    assert all(p.relay for p in portals)
+    for portal in portals:
+        side = hub.sides[portal.key.network]
+        chat = await side.admin.admin_get_chat(portal.key.chat_id)
+        assert chat["title"] == "Family" and side.linker.user_id in chat["members"]
+    # The new groups relay like any linked chat.
+    a = hub.sides["loopback"]
+    family_a = next(p.key.chat_id for p in portals if p.key.network == "loopback")
+    family_b = next(p.key.chat_id for p in portals if p.key.network == "lbtwo")
+    await a.linker.api.send_message(family_a, "dinner at six")
+    await wait_for_remote(hub.sides["lbtwo"].admin, family_b, lambda m: m["text"].endswith("dinner at six"))
