@@ -204,3 +204,48 @@ async def test_a_configured_server_is_used_and_a_wrong_key_is_explained_in_the_m
         env.write_config()
         fake.open_registration = False
         await start_bridge(env, fake)
+
+
+async def test_matrix_room_name_topic_avatar_and_ghost_changes_reach_the_telegram_group_unless_refused(
+    telegram_bridge: BridgeUnderTest, telegram_fake: FakeTelegram, matrix_user: TestClient
+) -> None:
+    fake = telegram_fake
+    alice = fake.add_account("Alice", phone="+4915155555555")
+    bob = fake.add_account("Bob", phone="+4915166666666")
+    carol = fake.add_account("Carol", phone="+4915177777777")
+    group = fake.add_group("Garden", [alice, bob])
+    await log_in(matrix_user, telegram_bridge, fake, "+4915155555555")
+    await fake.send(carol, alice, "hi alice")  # Alice's account (and Matrix) now know Carol
+    dm = await matrix_user.wait_for_invite()
+    await matrix_user.join(dm)
+    await matrix_user.wait_for_event(dm, lambda e: body_of(e) == "hi alice")
+    await fake.send(bob, group, "roses are up")
+    portal = await matrix_user.wait_for_invite()
+    await matrix_user.join(portal)
+    await matrix_user.wait_for_event(portal, lambda e: body_of(e) == "roses are up")
+
+    def ghost(account) -> str:
+        return f"@hubtelegram_telegram_{account.id}:localhost"
+
+    await matrix_user.nio.room_put_state(portal, "m.room.name", {"name": "Rose garden"})
+    await until(lambda: group.title == "Rose garden")
+    await matrix_user.nio.room_put_state(portal, "m.room.topic", {"topic": "Weeding on Saturdays"})
+    await until(lambda: group.about == "Weeding on Saturdays")
+    avatar = b"\x89PNG roses"
+    mxc = await matrix_user.upload(avatar, "image/png", "roses.png")
+    await matrix_user.nio.room_put_state(portal, "m.room.avatar", {"url": mxc, "info": {"mimetype": "image/png"}})
+    await until(lambda: group.photo_id is not None and fake.files[group.photo_id] == avatar)
+    await matrix_user.nio.room_invite(portal, ghost(carol))
+    await until(lambda: carol.id in group.members)
+    await matrix_user.nio.room_kick(portal, ghost(bob))
+    await until(lambda: group.members == [alice.id, carol.id])
+
+    # Only Carol may change the group now: Alice's rename stays in Matrix, with the reason.
+    group.admins = {carol.id}
+    await matrix_user.nio.room_put_state(portal, "m.room.name", {"name": "Alice's garden"})
+    notice = await matrix_user.wait_for_event(
+        portal, lambda e: sent_by(telegram_bridge.bot_mxid)(e) and "not delivered" in body_of(e))
+    assert "not an admin" in body_of(notice)
+    assert group.title == "Rose garden"
+    # The bridge's own mirror of the rename is not sent back to Telegram as a second change.
+    assert fake.requests.count("EditChatTitleRequest") == 2

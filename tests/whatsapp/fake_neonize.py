@@ -28,10 +28,16 @@ from neonize.exc import (
     GetProfilePictureError,
     PairPhoneError,
     SendMessageError,
+    SetGroupNameError,
+    SetGroupPhotoError,
+    SetGroupTopicError,
+    UpdateGroupParticipantsError,
 )
 from neonize.proto import Neonize_pb2 as neo
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as wa
-from neonize.utils.enum import ChatPresence, ChatPresenceMedia, ClientName, MediaType, ReceiptType
+from neonize.utils.enum import (
+    ChatPresence, ChatPresenceMedia, ClientName, MediaType, ParticipantChange, ReceiptType,
+)  # fmt: skip
 
 from bridge.networks.whatsapp.neonize_api import ConnectedEv, PairStatusEv
 
@@ -340,3 +346,55 @@ class FakeNeonizeClient:
         if self.account is not None:
             members.append(self.account)
         return self.world.add_group(name, members)
+
+    # Group admin: WhatsApp lets only admins add or remove people, and only admins edit
+    # the info of a locked group; refusals read as whatsmeow's.
+
+    def _group_for_change(self, jid: neo.JID, info_change: bool, error: type[Exception]) -> neo.GroupInfo:
+        group = self.world.groups.get(jid.User)
+        account = self.account
+        me = next((p for p in group.Participants if account and p.JID.User == account.lid), None) if group else None
+        if group is None or me is None:
+            raise error("info query returned status 404: item-not-found")
+        if not me.IsAdmin and not (info_change and not group.GroupLocked.isLocked):
+            raise error("info query returned status 403: forbidden")
+        return group
+
+    async def set_group_name(self, jid: neo.JID, name: str) -> None:
+        self.calls.append(("set_group_name", (jid, name)))
+        self._group_for_change(jid, True, SetGroupNameError).GroupName.Name = name
+
+    async def set_group_topic(self, jid: neo.JID, previous_id: str, new_id: str, topic: str):
+        self.calls.append(("set_group_topic", (jid, topic)))
+        group = self._group_for_change(jid, True, SetGroupTopicError)
+        group.GroupTopic.Topic = topic
+        group.GroupTopic.TopicID = new_id or secrets.token_hex(8)
+
+    async def set_group_photo(self, jid: neo.JID, file_or_bytes: str | bytes) -> str:
+        assert isinstance(file_or_bytes, bytes)
+        self.calls.append(("set_group_photo", (jid, file_or_bytes)))
+        self._group_for_change(jid, True, SetGroupPhotoError)
+        picture_id = secrets.token_hex(6)
+        self.world.set_picture(jid, picture_id, file_or_bytes)
+        return picture_id
+
+    async def update_group_participants(
+        self, jid: neo.JID, participants_changes: list[neo.JID], action: ParticipantChange
+    ):
+        self.calls.append(("update_group_participants", (jid, list(participants_changes), action)))
+        group = self._group_for_change(jid, False, UpdateGroupParticipantsError)
+        results = []
+        for change in participants_changes:
+            account = next((a for a in self.world.accounts.values() if change.User in (a.lid, a.phone)), None)
+            present = [p for p in group.Participants if account and p.JID.User == account.lid]
+            if account is None:
+                results.append(neo.GroupParticipant(JID=change, Error=404))
+            elif action is ParticipantChange.ADD and not present:
+                group.Participants.append(neo.GroupParticipant(JID=account.lid_jid, PhoneNumber=account.pn_jid))
+                results.append(neo.GroupParticipant(JID=account.lid_jid))
+            elif action is ParticipantChange.REMOVE and present:
+                group.Participants.remove(present[0])
+                results.append(neo.GroupParticipant(JID=account.lid_jid))
+            else:
+                results.append(neo.GroupParticipant(JID=account.lid_jid, Error=409 if present else 404))
+        return results

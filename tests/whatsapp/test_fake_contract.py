@@ -16,6 +16,7 @@ USED_METHODS = [
     "connect", "stop", "disconnect", "PairPhone", "get_me", "send_message", "upload",
     "download_any", "get_group_info", "get_joined_groups", "get_profile_picture", "mark_read",
     "send_chat_presence", "logout", "get_lid_from_pn", "get_pn_from_lid", "create_group",
+    "set_group_name", "set_group_topic", "set_group_photo", "update_group_participants",
 ]  # fmt: skip
 
 

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import logging
 import random
+import re
 import struct
 from typing import Any
 
@@ -22,6 +23,7 @@ from telethon.tl import types as tl
 
 from ...core.connector import (
     Capabilities,
+    ChatChange,
     Connector,
     LoginFlow,
     LoginProcess,
@@ -35,7 +37,7 @@ from ...core.connector import (
 from ...core.events import ChatInfo, MediaKind, RemoteChatUpdate, RemoteEvent, UserInfo
 from ...core.ids import NetworkID, RemoteChatID, RemoteMessageID, UserID
 from ...core.text import EntityType, FormattedText
-from . import chats
+from . import chats, group_admin
 from .client import BridgeTelegramClient, Checkpoint, ClientFactory, build_client
 from .config import TelegramConfig
 from .format import to_telegram
@@ -53,6 +55,14 @@ _UPDATE_USER = tuple(t for t in (getattr(tl, "UpdateUser", None), tl.UpdateUserN
                                  getattr(tl, "UpdateUserPhoto", None)) if t is not None)
 
 
+def _error_name(error: errors.RPCError) -> str:
+    """Telegram's own name for an error (CHAT_ADMIN_REQUIRED). Telethon keeps it only for
+    errors it doesn't know; a known one has a class named after it instead."""
+    if type(error).__module__.endswith("rpcerrorlist"):
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", type(error).__name__.removesuffix("Error")).upper()
+    return error.message or type(error).__name__
+
+
 class TelegramConnector(Connector):
     network = NetworkID("telegram")
     display_name = "Telegram"
@@ -65,6 +75,7 @@ class TelegramConnector(Connector):
         read_receipts=True,
         replies=True,
         backfill=True,
+        group_management=True,
         media=frozenset(MediaKind),
         formatting=frozenset(EntityType),
         max_text_length=4096,
@@ -292,7 +303,7 @@ class TelegramLogin(NetworkLogin):
             raise SendError("the Telegram session was revoked or has expired", permanent=True) from None
         except errors.RPCError as e:
             permanent = e.code in (400, 403, 406)
-            raise SendError(f"Telegram refused it ({e.message})", permanent=permanent) from None
+            raise SendError(f"Telegram refused it ({_error_name(e)})", permanent=permanent) from None
         except (OSError, ConnectionError) as e:
             raise SendError(f"can't reach Telegram ({type(e).__name__})") from None
 
@@ -410,6 +421,20 @@ class TelegramLogin(NetworkLogin):
             await self._call(functions.channels.ReadHistoryRequest(peer, max_id=int(message_id)))
         else:
             await self._call(functions.messages.ReadHistoryRequest(peer, max_id=int(message_id)))
+
+    async def update_chat(self, chat_id: RemoteChatID, change: ChatChange) -> None:
+        chat = parse_chat_id(chat_id)
+        client = self._require_client()
+
+        async def upload(data: bytes, file_name: str) -> Any:
+            try:
+                return await client.upload_file(data, file_name=file_name)
+            except errors.FloodWaitError as e:
+                raise SendError("Telegram asks to wait", retry_after=float(e.seconds)) from None
+
+        peer = await self._input_peer(chat.base) if chat.kind != "dm" else None
+        await group_admin.apply_change(chat, change, call=self._call, input_peer=peer,
+                                       input_user=self._input_user, upload=upload)
 
     async def get_chat_info(self, chat_id: RemoteChatID) -> ChatInfo:
         client = self._require_client()

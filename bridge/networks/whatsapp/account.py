@@ -9,6 +9,7 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from ...core.connector import (
+    ChatChange,
     LoginState,
     NetworkLogin,
     OutgoingMessage,
@@ -20,7 +21,7 @@ from ...core.ids import RemoteChatID, RemoteMessageID, RemoteUserID
 from ...core.text import EntityType, FormattedText
 from . import format as wa_format
 from . import neonize_api as api
-from . import outgoing
+from . import group_admin, outgoing
 from .ids import GROUP_SERVER, IdScheme, Jid
 from .incoming import Converted, Incoming
 from .people import People
@@ -397,6 +398,12 @@ class WhatsAppLogin(NetworkLogin):
         await self.client.mark_read(
             wa_id, chat=api.to_proto(chat), sender=api.to_proto(sender_jid), receipt=api.ReceiptType.READ
         )
+
+    async def update_chat(self, chat_id: RemoteChatID, change: ChatChange) -> None:
+        group = await self._chat_jid(chat_id)
+        if group.server != GROUP_SERVER:
+            raise SendError("a WhatsApp direct chat has no name, description or members to change", permanent=True)
+        await group_admin.apply_change(self.client, group, change, self._person_jid)
 
     async def create_group(self, title: str, members: list[str]) -> tuple[RemoteChatID, str | None]:
         jids = [api.to_proto(await self._person_jid(m)) for m in members]

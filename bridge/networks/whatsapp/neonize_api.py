@@ -46,6 +46,7 @@ from neonize.utils.enum import (  # noqa: E402
     ChatPresenceMedia,
     ClientName,
     MediaType,
+    ParticipantChange,
     ReceiptType,
 )
 
@@ -80,6 +81,6 @@ def new_client(database: str, session_key: str, device_name: str) -> NewAClient:
 __all__ = [
     "JID", "MessageKey", "DeviceProps", "WebMessageInfo", "NewAClient", "NeonizeError",
     "neonize_proto", "wa", "history_proto", "ChatPresence", "ChatPresenceMedia", "ClientName",
-    "MediaType", "ReceiptType", "SUBSCRIBED_EVENTS", "to_proto", "from_proto", "new_client",
+    "MediaType", "ParticipantChange", "ReceiptType", "SUBSCRIBED_EVENTS", "to_proto", "from_proto", "new_client",
     *[e.__name__ for e in SUBSCRIBED_EVENTS],
 ]  # fmt: skip

@@ -483,5 +483,95 @@ class FakeTelegram(World):
                 await self.push(target.id, update)
         return make(tl.messages.AffectedMessages, pts=me.pts, pts_count=0)
 
+    # Group admin ----------------------------------------------------------------------------
+
+    def _admin_target(self, conn, peer: Any) -> tuple[Account, BasicGroup | Channel]:
+        """The group a request changes, if the caller may change it (else CHAT_ADMIN_REQUIRED)."""
+        me = self.me(conn)
+        target = self.groups[peer] if isinstance(peer, int) else self.target(me, peer)
+        if isinstance(target, Account) or me.id not in target.members:
+            raise RpcFailure(400, "PEER_ID_INVALID")
+        if isinstance(target, Channel):
+            allowed = me.id == target.creator or me.id in target.admins
+        else:
+            allowed = target.admins is None or me.id in target.admins
+        if not allowed:
+            raise RpcFailure(400, "CHAT_ADMIN_REQUIRED")
+        return me, target
+
+    def _uploaded_photo(self, conn, photo: Any) -> int:
+        parts = self.uploads.pop((conn.auth.key_id, photo.file.id))
+        return self.add_file(b"".join(parts[i] for i in sorted(parts)))
+
+    def _invited(self, me: Account) -> Any:
+        updates = self.updates(me, [])
+        invited = getattr(tl.messages, "InvitedUsers", None)
+        return make(invited, updates=updates, missing_invitees=[]) if invited is not None else updates
+
+    async def rpc_EditChatTitleRequest(self, conn, req):
+        me, group = self._admin_target(conn, req.chat_id)
+        if group.title == req.title:
+            raise RpcFailure(400, "CHAT_NOT_MODIFIED")
+        group.title = req.title
+        return self.updates(me, [])
+
+    async def rpc_EditTitleRequest(self, conn, req):
+        me, channel = self._admin_target(conn, req.channel)
+        channel.title = req.title
+        return self.updates(me, [])
+
+    async def rpc_EditChatAboutRequest(self, conn, req):
+        _me, chat = self._admin_target(conn, req.peer)
+        if chat.about == req.about:
+            raise RpcFailure(400, "CHAT_ABOUT_NOT_MODIFIED")
+        chat.about = req.about
+        return True
+
+    async def rpc_EditChatPhotoRequest(self, conn, req):
+        me, group = self._admin_target(conn, req.chat_id)
+        group.photo_id = self._uploaded_photo(conn, req.photo)
+        return self.updates(me, [])
+
+    async def rpc_EditPhotoRequest(self, conn, req):
+        me, channel = self._admin_target(conn, req.channel)
+        channel.photo_id = self._uploaded_photo(conn, req.photo)
+        return self.updates(me, [])
+
+    async def rpc_AddChatUserRequest(self, conn, req):
+        me, group = self._admin_target(conn, req.chat_id)
+        new = self.target(me, req.user_id)
+        if new.id in group.members:
+            raise RpcFailure(400, "USER_ALREADY_PARTICIPANT")
+        group.members.append(new.id)
+        return self._invited(me)
+
+    async def rpc_InviteToChannelRequest(self, conn, req):
+        me, channel = self._admin_target(conn, req.channel)
+        for user in req.users:
+            new = self.target(me, user)
+            if new.id not in channel.members:
+                channel.members.append(new.id)
+        return self._invited(me)
+
+    async def rpc_DeleteChatUserRequest(self, conn, req):
+        me, group = self._admin_target(conn, req.chat_id)
+        gone = self.target(me, req.user_id)
+        if gone.id not in group.members:
+            raise RpcFailure(400, "USER_NOT_PARTICIPANT")
+        group.members.remove(gone.id)
+        return self.updates(me, [])
+
+    async def rpc_EditBannedRequest(self, conn, req):
+        me, channel = self._admin_target(conn, req.channel)
+        who = self.target(me, req.participant)
+        rights = req.banned_rights
+        if rights.view_messages:
+            if who.id in channel.members:
+                channel.members.remove(who.id)
+            channel.banned.add(who.id)
+        else:
+            channel.banned.discard(who.id)
+        return self.updates(me, [])
+
     async def rpc_UpdateStatusRequest(self, conn, req):
         return True

@@ -48,6 +48,8 @@ class BasicGroup:
     members: list[int]
     about: str = ""
     photo_id: int | None = None
+    admins: set[int] | None = None
+    """Who may change the group's info and members; None: every member (Telegram's default)."""
 
 
 @dataclass
@@ -60,6 +62,7 @@ class Channel:
     forum: bool = False
     about: str = ""
     admins: set[int] = field(default_factory=set)
+    banned: set[int] = field(default_factory=set)
     photo_id: int | None = None
     access_hash: int = field(default_factory=lambda: random.randrange(1, 2**62))
     pts: int = 1  # real accounts and channels never have pts 0 (Telethon treats it as "unknown")
