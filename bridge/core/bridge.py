@@ -119,6 +119,7 @@ class Bridge:
         await self.ctx.logins.restore_all()
         await self.inbox.start()
         await self.server.start(self.config.appservice.hostname, self.config.appservice.port)
+        await self.matrix.ask_for_ping(self.config.appservice.id)
         self._housekeeping = asyncio.create_task(housekeeping.run_forever(self.ctx))
         log.info("Bridge started with networks: %s", ", ".join(self.connectors) or "none")
 
