@@ -83,6 +83,8 @@ def bridge_networks(loopback_urls: list[str], signal_address: str) -> dict[str, 
         },
         # The encrypting bridge on PostgreSQL (database made by the crypto_pg_bridge fixture).
         "cryptopg": {"loopback": {"address": one}},
+        # Cross-signed bridge identities, checked by a strict client (test_encryption_cross_signing.py).
+        "xsign": {"loopback": {"address": one}},
     }
 
 
@@ -98,7 +100,7 @@ def bridge_settings() -> dict[str, dict[str, dict]]:
             "key_give_up_seconds": 2,
         }
     }
-    return {"crypto": encryption, "cryptopg": encryption}
+    return {"crypto": encryption, "cryptopg": encryption, "xsign": encryption}
 
 
 @pytest.fixture(scope="session")
