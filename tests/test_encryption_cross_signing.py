@@ -13,6 +13,7 @@ import base64
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -347,8 +348,8 @@ async def as_request(
 
 
 async def account_data(synapse: LocalSynapse, env: BridgeUnderTest, user: str, kind: str) -> dict[str, Any]:
-    return await as_request(synapse, env, "GET",
-                            f"/_matrix/client/v3/user/{user}/account_data/{kind}", user)
+    path = f"/_matrix/client/v3/user/{quote(user)}/account_data/{quote(kind, safe='')}"
+    return await as_request(synapse, env, "GET", path, user)
 
 
 async def publish_identity_without_signing(synapse: LocalSynapse, env: BridgeUnderTest, user: str) -> None:
