@@ -143,7 +143,13 @@ class CrossSigningKeys:
         )
         if row is None:
             return None
-        seeds = self._seal.open(user_id, row["sealed_seeds"])
+        try:
+            seeds = self._seal.open(user_id, row["sealed_seeds"])
+        except ValueError:
+            # Sealed with another pickle_key: the keys are lost, as the Olm accounts are.
+            log.warning("The cross-signing keys of %s can't be opened with this pickle_key; "
+                        "a new identity is made when its device needs signing", user_id)
+            return None
         return StoredIdentity(row["master_key"], seeds, row["recovery_key_id"])
 
     async def held_master_keys(self) -> dict[str, str]:
