@@ -83,7 +83,7 @@ def bridge_networks(loopback_urls: list[str], signal_address: str) -> dict[str, 
         },
         # The encrypting bridge on PostgreSQL (database made by the crypto_pg_bridge fixture).
         "cryptopg": {"loopback": {"address": one}},
-        # Cross-signed bridge identities, checked by a strict client (test_encryption_cross_signing.py).
+        # Cross-signed bridge identities, checked by strict clients (tests/xsign/).
         "xsign": {"loopback": {"address": one}},
     }
 

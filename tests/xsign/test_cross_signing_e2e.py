@@ -4,7 +4,7 @@ The client is matrix-nio (vodozemac) made strict by tests/support/strict_trust.p
 itself has no cross-signing, so the test side checks every device, from the server's raw
 keys, by the Rust crypto's "cross-signed by its owner" rule. It sends room keys only to
 devices that pass, and refuses messages whose session came from a device that does not.
-The "xsign" bridge of tests/conftest.py allows encryption and makes new portals encrypted.
+The "xsign" bridge (tests/xsign/conftest.py) allows encryption and makes new portals encrypted.
 """
 
 from __future__ import annotations
@@ -34,18 +34,6 @@ from tests.support.strict_trust import StrictRejection, StrictTrust
 from tests.test_encryption_e2e import loopback_gets
 
 pytestmark = pytest.mark.synapse
-
-
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def xsign_bridge(
-    synapse: LocalSynapse, bridge_envs: dict[str, BridgeUnderTest]
-) -> AsyncIterator[BridgeUnderTest]:
-    env = bridge_envs["xsign"]
-    await env.start()
-    try:
-        yield env
-    finally:
-        await env.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
