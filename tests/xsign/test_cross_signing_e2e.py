@@ -10,6 +10,7 @@ The "xsign" bridge (tests/xsign/conftest.py) allows encryption and makes new por
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -283,6 +284,7 @@ async def test_the_bots_recovery_key_is_printed_once_and_opens_its_secret_storag
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)  # mautrix logs request bodies at DEBUG: check those too
     bot = xsign_bridge.bot_mxid
     settings = xsign_bridge.settings["encryption"]
     settings["bot_recovery_key"] = True
@@ -302,9 +304,14 @@ async def test_the_bots_recovery_key_is_printed_once_and_opens_its_secret_storag
         xsign_bridge.write_config()
     assert recovery_key not in caplog.text
     assert recovery_key.replace(" ", "") not in caplog.text
+    stored = await xsign_bridge.bridge.crypto.cross_signing.stored(bot)
+    assert stored is not None
+    for seed in stored.seeds:  # the private keys appear in no log line, in any encoding
+        assert encode_base64(seed) not in caplog.text and seed.hex() not in caplog.text
 
     key = decode_recovery_key(recovery_key)
     default = await account_data(synapse, xsign_bridge, bot, "m.secret_storage.default_key")
+    assert stored.recovery_key_id == default["key"]
     metadata = await account_data(synapse, xsign_bridge, bot, f"m.secret_storage.key.{default['key']}")
     assert metadata["algorithm"] == "m.secret_storage.v1.aes-hmac-sha2"
     assert ssss_mac(key, metadata["iv"]) == metadata["mac"].rstrip("=")
