@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import aiohttp
 from mautrix.api import Method, Path
@@ -154,8 +155,6 @@ class MatrixAPI:
         down and retries with a growing delay; Synapse drops to-device messages (room keys)
         for it until then. A successful ping makes it retry and deliver at once.
         """
-        from urllib.parse import quote
-
         try:
             await self.bot.api.request(
                 Method.POST, f"/_matrix/client/v1/appservice/{quote(appservice_id, safe='')}/ping",
