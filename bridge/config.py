@@ -106,6 +106,9 @@ class EncryptionConfig:
     """How long an undecryptable message waits for its key before the bridge asks for it."""
     key_give_up_seconds: float = 60.0
     """After this long without its key, the sender is told the message was not bridged."""
+    bot_recovery_key: bool = False
+    """Put the bot's cross-signing keys in its secret storage and print the recovery key
+    once on standard output (never logged)."""
 
 
 @dataclass

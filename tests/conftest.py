@@ -84,6 +84,8 @@ def bridge_networks(loopback_urls: list[str], signal_address: str) -> dict[str, 
         # The encrypting bridge on PostgreSQL (database made by the crypto_pg_bridge fixture).
         "cryptopg": {"loopback": {"address": one}},
         "admin": {"loopback": {"address": one}},  # metrics + provisioning on (tests/admin)
+        # Cross-signed bridge identities, checked by strict clients (tests/xsign/).
+        "xsign": {"loopback": {"address": one}},
     }
 
 
@@ -99,7 +101,7 @@ def bridge_settings() -> dict[str, dict[str, dict]]:
             "key_give_up_seconds": 2,
         }
     }
-    return {"crypto": encryption, "cryptopg": encryption}
+    return {"crypto": encryption, "cryptopg": encryption, "xsign": encryption}
 
 
 @pytest.fixture(scope="session")

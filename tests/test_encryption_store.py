@@ -15,11 +15,13 @@ import olm
 import pytest
 import pytest_asyncio
 from mautrix.crypto import OlmAccount, PgCryptoStore
+from mautrix.crypto.cross_signing_key import CrossSigningSeeds
 from mautrix.crypto.sessions import InboundGroupSession, OutboundGroupSession
 from mautrix.types import RoomID
 
 from bridge.db import BridgeDatabase
 from bridge.devtools.postgres import fresh_postgres_database
+from bridge.matrix.crypto_cross_signing import CrossSigningKeys
 from bridge.matrix.crypto_devices import BridgeCryptoStore, BridgeDevices
 from bridge.matrix.crypto_late import LateKeys, WaitingEvent
 from tests.support.postgres import postgres_server_url
@@ -99,6 +101,7 @@ async def test_a_room_key_is_found_whichever_of_our_accounts_holds_it(db_uri: st
         devices = BridgeDevices(
             db=db.db, homeserver="http://127.0.0.1:9", as_token="unused", pickle_key=PICKLE_KEY,
             device_name="test", state=None, on_room_key=lambda _: None,  # type: ignore[arg-type]
+            cross_signing=CrossSigningKeys(db.db, PICKLE_KEY),
         )
         assert await devices.account_with_session(ROOM, inbound.id) == "@ghost:test.local"
         assert await devices.account_with_session(RoomID("!elsewhere:test.local"), inbound.id) is None
@@ -228,3 +231,24 @@ async def test_waiting_resumes_after_a_restart(sqlite_db: BridgeDatabase) -> Non
     await until(lambda: resumed.status() == {"waiting_for_keys": 0, "undecryptable": 0})
     assert await sqlite_db.db.fetchval("SELECT COUNT(*) FROM undecrypted_event") == 0
     await resumed.stop()
+
+
+async def test_cross_signing_keys_are_stored_sealed_and_survive_a_restart(db_uri: str) -> None:
+    async with opened(db_uri) as db:
+        keys = CrossSigningKeys(db.db, PICKLE_KEY)
+        await keys.start()
+        seeds = CrossSigningSeeds.generate()
+        stored = await keys._store("@ghost:test.local", seeds)
+        row = await db.db.fetchrow("SELECT * FROM hub_cross_signing")
+        assert row["master_key"] == olm.PkSigning(seeds.master_key).public_key == stored.master_key
+        assert not [seed for seed in seeds if seed.hex()[:16] in str(dict(row))]
+    async with opened(db_uri) as db:
+        keys = CrossSigningKeys(db.db, PICKLE_KEY)
+        await keys.start()  # the table exists already: nothing changes
+        again = await keys.stored("@ghost:test.local")
+        assert again is not None and again.seeds == seeds and again.recovery_key_id is None
+        assert await keys.held_master_keys() == {"@ghost:test.local": stored.master_key}
+        assert await keys.stored("@nobody:test.local") is None
+        # With another pickle key the keys are lost (as the Olm accounts are): treated as
+        # absent, so a new identity is made when a device needs signing.
+        assert await CrossSigningKeys(db.db, "another pickle key").stored("@ghost:test.local") is None

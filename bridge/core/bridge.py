@@ -126,6 +126,7 @@ class Bridge:
         # Listen last: a transaction handled before the logins are back would be refused
         # ("not logged in") instead of waiting for the homeserver's retry.
         await self.server.start(self.config.appservice.hostname, self.config.appservice.port)
+        await self.matrix.ask_for_ping(self.config.appservice.id)
         self._housekeeping = asyncio.create_task(housekeeping.run_forever(self.ctx))
         await self.services.start()
         log.info("Bridge started with networks: %s", ", ".join(self.connectors) or "none")

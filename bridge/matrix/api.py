@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import aiohttp
 from mautrix.api import Method, Path
@@ -146,6 +147,21 @@ class MatrixAPI:
             raise MatrixError(f"{e.errcode}: {e.message}", retryable=not refused) from e
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
             raise MatrixError(f"can't connect ({type(e).__name__})") from e
+
+    async def ask_for_ping(self, appservice_id: str) -> None:
+        """Have the homeserver ping the bridge (MSC2659 ``/appservice/{id}/ping``).
+
+        A homeserver whose transaction failed (the bridge was restarting) marks the bridge
+        down and retries with a growing delay; Synapse drops to-device messages (room keys)
+        for it until then. A successful ping makes it retry and deliver at once.
+        """
+        try:
+            await self.bot.api.request(
+                Method.POST, f"/_matrix/client/v1/appservice/{quote(appservice_id, safe='')}/ping",
+                {"transaction_id": f"hub-start-{int(asyncio.get_running_loop().time() * 1000)}"},
+            )
+        except Exception as e:  # older homeservers: nothing lost, they just wait
+            log.info("The homeserver did not ping the bridge (%s); it delivers when it retries", e)
 
     async def ensure_registered(self, mxid: str) -> None:
         await self.intent(mxid).ensure_registered()

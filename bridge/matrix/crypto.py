@@ -40,6 +40,7 @@ from mautrix.types import (
 from mautrix.util.async_db import Database
 
 from ..config import EncryptionConfig
+from .crypto_cross_signing import CrossSigningKeys, IdentityStatus, print_to_admin
 from .crypto_devices import BridgeDevices, BridgeOlmMachine
 from .crypto_late import LateKeys, WaitingEvent
 from .crypto_media import EncryptedUploads
@@ -90,12 +91,14 @@ class BridgeCrypto:
         as_token: str,
         is_ours: Callable[[str], bool],
         device_name: str = "Hub bridge",
+        announce: Callable[[str], None] = print_to_admin,
     ) -> None:
         self.config = config
         self._matrix = matrix
         self._db = db
         self._is_ours = is_ours
         self.rooms = RoomCryptoState(matrix, db, is_ours)
+        self.cross_signing = CrossSigningKeys(db, config.pickle_key, announce=announce)
         self.devices = BridgeDevices(
             db=db,
             homeserver=matrix.homeserver,
@@ -104,6 +107,7 @@ class BridgeCrypto:
             device_name=device_name,
             state=self.rooms,
             on_room_key=self._room_key_arrived,
+            cross_signing=self.cross_signing,
         )
         self.late = LateKeys(
             db,
@@ -144,8 +148,11 @@ class BridgeCrypto:
             "CREATE INDEX IF NOT EXISTS hub_megolm_inbound_session_id_idx "
             "ON crypto_megolm_inbound_session (session_id)"
         )
+        await self.cross_signing.start()
         await self.devices.start()
         self._bot = await self.devices.machine(self._matrix.bot_mxid)
+        if self.config.bot_recovery_key:
+            await self.cross_signing.ensure_recovery_key(self._bot)
         self._ready.set()
         await self.late.resume()
         log.info("End-to-bridge encryption is on (appservice mode, bot device %s)",
@@ -174,6 +181,11 @@ class BridgeCrypto:
                 "(their senders were told, and they are bridged if the keys still come)"
             )
         return text + "."
+
+    async def trust_report(self) -> list[IdentityStatus]:
+        """Per identity with a device: is the device cross-signed (asked of the server)."""
+        await self._ready.wait()
+        return await self.cross_signing.report(self.bot)
 
     # Sending -----------------------------------------------------------------------------
 

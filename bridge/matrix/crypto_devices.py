@@ -21,10 +21,12 @@ import aiohttp
 from mautrix.api import HTTPAPI
 from mautrix.client import Client
 from mautrix.crypto import OlmMachine, PgCryptoStore, StateStore
-from mautrix.crypto.cross_signing_key import CrossSigningSeeds
 from mautrix.crypto.sessions import InboundGroupSession
 from mautrix.types import DeviceID, RoomID, SessionID, TrustState, UserID
 from mautrix.util.async_db import Database
+
+from .crypto_cross_signing import CrossSigningKeys, query_keys_raw
+from .crypto_trust import device_keys_of
 
 log = logging.getLogger("bridge.matrix.crypto")
 
@@ -111,6 +113,7 @@ class BridgeDevices:
         device_name: str,
         state: StateStore,
         on_room_key: Callable[[SessionID], None],
+        cross_signing: CrossSigningKeys,
     ) -> None:
         self._db = db
         self._homeserver = homeserver
@@ -119,6 +122,7 @@ class BridgeDevices:
         self._device_name = device_name
         self._state = state
         self._on_room_key = on_room_key
+        self.cross_signing = cross_signing
         self._machines: dict[UserID, BridgeOlmMachine] = {}
         self._locks: dict[UserID, asyncio.Lock] = {}
         self._http: aiohttp.ClientSession | None = None
@@ -178,10 +182,14 @@ class BridgeDevices:
         if device_id:
             machine = self._machine_for(mxid, store, device_id)
             await machine.load()
-            if machine.account.shared and await self._keys_on_server(machine):
-                machine.client.api.as_device_id = device_id
-                return machine
             if machine.account.shared:
+                raw = await query_keys_raw(machine, [mxid])
+                if (device_keys_of(raw, mxid, device_id) or {}).get("keys"):
+                    machine.client.api.as_device_id = device_id
+                    # Devices from before the bridge kept cross-signing keys, or whose
+                    # signature went missing, are signed here, at their first use.
+                    await self.cross_signing.ensure_signed(machine, raw)
+                    return machine
                 # The homeserver lost the device (an admin deleted it): start afresh.
                 log.warning("Device %s of %s is gone from the homeserver; making a new one",
                             device_id, mxid)
@@ -197,27 +205,12 @@ class BridgeDevices:
         # after a crash between storing the account and uploading its keys.
         await machine.client.create_device_msc4190(device_id, self._device_name)
         await machine.share_keys(0)
-        await self._cross_sign(machine)
+        # Signed before the machine is handed out, so before its first encrypted event:
+        # clients that exclude unsigned devices never see this device unsigned. A failure
+        # raises, and the next use of this identity tries again.
+        await self.cross_signing.ensure_signed(machine)
         log.info("Device %s of %s is ready for encrypted rooms", device_id, mxid)
         return machine
-
-    @staticmethod
-    async def _cross_sign(machine: BridgeOlmMachine) -> None:
-        """Sign the new device with a fresh cross-signing identity of its user.
-
-        Clients that only share keys with devices their owner signed ("exclude insecure
-        devices") then treat the bridge's devices like any other signed device. The
-        private keys are not kept: a later device of the same user gets a new identity
-        (appservices may replace one without interactive auth).
-        """
-        try:
-            await machine._publish_cross_signing_keys(CrossSigningSeeds.generate().to_keys())
-            await machine.sign_own_device(machine.own_identity)
-        except Exception:
-            log.warning("Could not cross-sign the device of %s; it works unsigned",
-                        machine.client.mxid, exc_info=True)
-        finally:
-            machine._cross_signing_private_keys = None
 
     def _machine_for(
         self, mxid: UserID, store: BridgeCryptoStore, device_id: DeviceID
@@ -233,10 +226,3 @@ class BridgeDevices:
         )
         client = Client(mxid=mxid, device_id=device_id, api=api)
         return BridgeOlmMachine(client, store, self._state, self._on_room_key)
-
-    @staticmethod
-    async def _keys_on_server(machine: BridgeOlmMachine) -> bool:
-        client = machine.client
-        resp = await client.query_keys([client.mxid])
-        device = resp.device_keys.get(client.mxid, {}).get(client.device_id)
-        return device is not None and bool(device.keys)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import crypto_commands as crypto
 from . import handlers as base
 from . import hub_commands as hub
 from . import privacy_commands as privacy
@@ -47,6 +48,8 @@ ALL_COMMANDS: tuple[Command, ...] = (
             "get everything the bridge stores about you, as JSON"),
     Command("forget-me", privacy.cmd_forget_me, "relay", "forget-me",
             "log out everywhere and erase your data (asks to confirm)"),
+    Command("crypto", crypto.cmd_crypto, "admin", "crypto status",
+            "show whether each of the bridge's devices is cross-signed"),
 )
 
 COMMANDS_BY_NAME: dict[str, Command] = {
