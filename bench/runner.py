@@ -161,7 +161,11 @@ async def _run_stages(stack: BenchStack, opts: BenchOptions, result: dict[str, A
         result["d_encrypted"] = d
     if "e" in stages:
         assert stack.hub is not None
-        result["e_hub_fanout"] = await hub_fanout.run(plain, stack.hub, latency_n, rate, timeout)
+        # One room at the rate each of the (b)/(c) rooms gets (see stages/hub_fanout.py).
+        hub_rate = rate / opts.chats
+        hub_n = max(1, min(n, int(hub_rate * opts.latency_seconds)))
+        result["e_hub_fanout"] = await hub_fanout.run(plain, stack.hub, hub_n, hub_rate, n,
+                                                      timeout)
     if "f" in stages:
         result["f_startup"] = await asyncio.wait_for(startup.run(stack, opts), timeout * 2)
 

@@ -47,9 +47,9 @@ async def test_bench_command_prints_every_stage_and_the_ratios(tmp_path: Path) -
     assert result["ratios"]["d_over_b"] > 0 and result["ratios"]["d_over_c"] > 0
     e = result["e_hub_fanout"]
     assert e["chats"] == 3
-    assert e["from_chat"]["all_other_chats"]["n"] == 24
+    assert e["from_chat"]["all_other_chats"]["n"] == e["from_matrix"]["all_chats"]["n"] >= 1
     assert set(e["from_chat"]["per_chat"]) == {"lbtwo", "lbthree"}
-    assert e["from_matrix"]["all_chats"]["n"] == 24
+    assert e["from_chat_flood"]["throughput_msgs_per_s"] > 0
     assert e["from_chat"]["all_other_chats"]["p99_ms"] >= e["from_chat"]["all_other_chats"]["p50_ms"] > 0
     for backend in ("sqlite",) + (("postgres",) if postgres != "none" else ()):
         full = result["f_startup"][backend]["full"]

@@ -8,6 +8,12 @@ until every other chat holds them.
   holds it; ``matrix_room`` until the Matrix client has it.
 * ``from_matrix``: sent by the Matrix user into the room; ``all_chats`` until all three
   chats hold it (one transaction, three network sends).
+* ``from_chat_flood``: throughput of one room with fan-out: N messages posted into the
+  first chat at once, until both other chats hold all of them.
+
+The latency runs go at the rate each portal room of stages (b) and (c) gets (the latency
+rate divided by their chats): a hub is one room, and Synapse handles one room's events
+one after another, so the rate spread over four rooms would queue up in one.
 """
 
 from __future__ import annotations
@@ -16,11 +22,12 @@ import time
 from typing import Any
 
 from ..hub_side import HubNetworks
-from ..load import send_at_rate
+from ..load import flood, send_at_rate
 from ..loopback_side import NetworkObserver
 from ..matrix_http import bench_body
 from ..side import BridgeSide
 from ..stats import summarize_ms
+from .common import FloodResult, combine
 from .matrix_to_remote import stage_transactions, transaction_summary
 
 
@@ -88,11 +95,29 @@ async def from_matrix(side: BridgeSide, hub: HubNetworks, count: int, rate: floa
     }
 
 
-async def run(side: BridgeSide, hub: HubNetworks, count: int, rate: float,
+async def from_chat_flood(side: BridgeSide, hub: HubNetworks, count: int, timeout: float,
+                          stage: str = "efanflood") -> dict[str, Any]:
+    senders = side.world.senders
+
+    async def post(i: int) -> None:
+        await senders[i % len(senders)].send_message(hub.origin_chat, bench_body(stage, i))
+
+    cpu = side.cpu_meter()
+    cpu.start()
+    start = time.perf_counter()
+    await flood(count, 1, post, timeout)  # one chat: one sender, in order
+    await hub.wait_relayed(stage, count, timeout)
+    last = max(at for o in hub.observers().values()
+               for (name, _), at in o.seen.items() if name == stage)
+    return combine([FloodResult(count, last - start, cpu.used())])
+
+
+async def run(side: BridgeSide, hub: HubNetworks, count: int, rate: float, flood_count: int,
               timeout: float) -> dict[str, Any]:
     return {
         "chats": 1 + len(hub.chats),
         "rate_msgs_per_s": rate,
         "from_chat": await from_chat(side, hub, count, rate, timeout),
         "from_matrix": await from_matrix(side, hub, count, rate, timeout),
+        "from_chat_flood": await from_chat_flood(side, hub, flood_count, timeout),
     }

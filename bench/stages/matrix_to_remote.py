@@ -22,11 +22,13 @@ class _Sender:
     def __init__(self, side: BridgeSide, stage: str) -> None:
         self.send_text, self.rooms, self.stage = side.send_text, side.portal_rooms, stage
         self.sent_at: dict[int, float] = {}
+        self.returned_at: dict[int, float] = {}
         self.event_ids: dict[str, int] = {}
 
     async def send(self, i: int) -> None:
         self.sent_at[i] = time.perf_counter()
         event_id = await self.send_text(self.rooms[i % len(self.rooms)], bench_body(self.stage, i))
+        self.returned_at[i] = time.perf_counter()
         self.event_ids[event_id] = i
 
 
@@ -58,6 +60,10 @@ async def latency(side: BridgeSide, count: int, rate: float, timeout: float,
     added = [observer.seen[(stage, i)] - at for i, at in arrival.items()]
     return {
         "end_to_end": summarize_ms(latencies),
+        # The client's send request (encrypting it first in an encrypted room), until
+        # the homeserver answered it: not the bridge's part.
+        "client_send": summarize_ms([sender.returned_at[i] - t
+                                     for i, t in sender.sent_at.items()]),
         "bridge_added": summarize_ms(added),
         "transaction_answer": transaction_summary(txns),
         "proxy_overhead": summarize_ms([t.forwarded - t.arrived for t in txns]),
