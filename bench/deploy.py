@@ -44,6 +44,8 @@ class BridgeDeployment:
     """Where Synapse sends transactions; the bridge's own port unless a proxy sits between."""
     permissions: dict[str, str] = field(default_factory=dict)
     log_level: str = "INFO"
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Extra config sections (e.g. ``encryption``), merged over the ones written here."""
 
     @property
     def config_path(self) -> Path:
@@ -87,6 +89,8 @@ class BridgeDeployment:
             "logging": {"level": self.log_level},
             "networks": self.networks,
         }
+        for section, values in self.settings.items():
+            config[section] = {**config.get(section, {}), **values}
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         write_registration(load_config(self.config_path))
 

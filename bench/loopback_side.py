@@ -13,7 +13,7 @@ import aiohttp
 
 from bridge.networks.loopback.client import LoopbackClient
 
-from .matrix_http import parse_bench_body
+from .matrix_http import parse_relayed_body
 
 log = logging.getLogger("bench.loopback")
 
@@ -54,7 +54,8 @@ class LoopbackWorld:
 @dataclass
 class NetworkObserver:
     """Long-polls the observer's event log; records when each benchmark message that
-    ``from_user`` sent (through the bridge) reached the network."""
+    ``from_user`` sent (through the bridge) reached the network, as it is or as a hub
+    room relays it (``Name (Network): bench <stage> <seq>``)."""
 
     client: LoopbackClient
     from_user: str
@@ -84,7 +85,7 @@ class NetworkObserver:
                 message = event.get("message") if event.get("type") == "message" else None
                 if not message or message.get("sender") != self.from_user:
                     continue
-                key = parse_bench_body(message.get("text"))
+                key = parse_relayed_body(message.get("text"))
                 if key is not None and key not in self.seen:
                     self.seen[key] = arrived
             if events:

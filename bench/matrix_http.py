@@ -23,6 +23,7 @@ import aiohttp
 log = logging.getLogger("bench.matrix")
 
 _BODY_KEY = re.compile(r"^bench (\S+) (\d+)$")
+_RELAYED_KEY = re.compile(r"^.+: bench (\S+) (\d+)$", re.DOTALL)
 
 
 def bench_body(stage: str, seq: int) -> str:
@@ -36,6 +37,16 @@ def parse_bench_body(body: Any) -> tuple[str, int] | None:
         return None
     match = _BODY_KEY.match(body)
     return (match.group(1), int(match.group(2))) if match else None
+
+
+def parse_relayed_body(text: Any) -> tuple[str, int] | None:
+    """(stage, seq) of a benchmark message as a hub room relays it into another chat
+    (``Name (Network): bench <stage> <seq>``, see ``bridge.relay.template``), or of the
+    plain message; None for anything else."""
+    if not isinstance(text, str):
+        return None
+    match = _RELAYED_KEY.match(text)
+    return (match.group(1), int(match.group(2))) if match else parse_bench_body(text)
 
 
 class MatrixRequestFailed(RuntimeError):

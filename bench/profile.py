@@ -60,7 +60,7 @@ async def profile(stage: str, messages: int, rate: float, workdir: Path) -> str:
     out = workdir / f"profile-{stage}.txt"
     try:
         await stack.start()
-        assert stack.bridge is not None
+        assert stack.bridge is not None and stack.main is not None
         spy = await asyncio.create_subprocess_exec(
             py_spy, "record", "--pid", str(stack.bridge.pid), "--format", "raw",
             "--rate", "250", "--output", str(out), "--nonblocking",
@@ -68,9 +68,9 @@ async def profile(stage: str, messages: int, rate: float, workdir: Path) -> str:
         )
         await asyncio.sleep(1)  # py-spy attaches
         if stage == "b":
-            await remote_to_matrix.flood_round(stack, messages, "pflood", 600)
+            await remote_to_matrix.flood_round(stack.main, messages, "pflood", 600)
         else:
-            await matrix_to_remote.latency(stack, messages, rate, 600, stage="plat")
+            await matrix_to_remote.latency(stack.main, messages, rate, 600, stage="plat")
         spy.send_signal(signal.SIGINT)
         await asyncio.wait_for(spy.wait(), 60)
     finally:

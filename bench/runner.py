@@ -18,7 +18,7 @@ from bridge import __version__
 
 from .options import BenchOptions
 from .stack import BenchStack, StackOptions
-from .stages import ceiling, features, matrix_to_remote, remote_to_matrix, startup
+from .stages import ceiling, encrypted, hub_fanout, matrix_to_remote, remote_to_matrix, startup
 from .stages.common import FloodResult, combine
 from .stats import ratio
 
@@ -81,7 +81,9 @@ async def run(opts: BenchOptions) -> dict[str, Any]:
         },
     }
     stack = BenchStack(workdir, StackOptions(chats=opts.chats, senders=opts.senders,
-                                             synapse_postgres=opts.synapse_postgres))
+                                             synapse_postgres=opts.synapse_postgres,
+                                             encrypted="d" in opts.stages,
+                                             hub="e" in opts.stages))
     started = time.perf_counter()
     try:
         await stack.start()
@@ -99,8 +101,12 @@ async def run(opts: BenchOptions) -> dict[str, Any]:
     result["ratios"] = {
         "b_over_a": ratio(_get(result, "b_network_to_matrix", "throughput_msgs_per_s"),
                           _get(result, "a_ceiling", "throughput_msgs_per_s")),
-        "d_over_b": ratio(_get(result, "d_encrypted", "throughput_msgs_per_s"),
-                          _get(result, "b_network_to_matrix", "throughput_msgs_per_s")),
+        "d_over_b": ratio(
+            _get(result, "d_encrypted", "network_to_matrix", "throughput_msgs_per_s"),
+            _get(result, "b_network_to_matrix", "throughput_msgs_per_s")),
+        "d_over_c": ratio(
+            _get(result, "d_encrypted", "matrix_to_network", "throughput_msgs_per_s"),
+            _get(result, "c_matrix_to_network", "throughput_msgs_per_s")),
     }
     result["targets"] = _targets(result)
     return result
@@ -108,15 +114,21 @@ async def run(opts: BenchOptions) -> dict[str, Any]:
 
 async def _run_stages(stack: BenchStack, opts: BenchOptions, result: dict[str, Any]) -> None:
     stages, n, timeout = set(opts.stages), opts.messages, opts.stage_timeout
-    # (a) and (b) floods alternate round by round, so a change in the machine's load
-    # (it is shared) hits both alike and their ratio stays fair.
+    plain, crypt = stack.main, stack.encrypted
+    assert plain is not None and (crypt is not None or "d" not in stages)
+    # The floods of (a), (b) and (d) alternate round by round, so a change in the
+    # machine's load (it is shared) hits all alike and their ratios stay fair.
     a_rounds: list[FloodResult] = []
     b_rounds: list[FloodResult] = []
+    d_rounds: list[FloodResult] = []
     for r, count in enumerate(_split(n, opts.rounds)):
         if "a" in stages:
             a_rounds.append(await ceiling.flood_round(stack, count, f"aflood{r}", timeout))
         if "b" in stages:
-            b_rounds.append(await remote_to_matrix.flood_round(stack, count, f"bflood{r}",
+            b_rounds.append(await remote_to_matrix.flood_round(plain, count, f"bflood{r}",
+                                                               timeout))
+        if crypt is not None:
+            d_rounds.append(await remote_to_matrix.flood_round(crypt, count, f"dflood{r}",
                                                                timeout))
     rate = opts.rate
     if a_rounds:
@@ -135,25 +147,60 @@ async def _run_stages(stack: BenchStack, opts: BenchOptions, result: dict[str, A
     if "b" in stages:
         result["b_network_to_matrix"] = combine(b_rounds)
         result["b_network_to_matrix"]["latency"] = await remote_to_matrix.latency(
-            stack, latency_n, rate, timeout)
-        assert stack.bridge is not None
-        result["b_network_to_matrix"]["bridge_rss_mib"] = stack.bridge.rss_mib()[0]
-    if "c" in stages:
-        c: dict[str, Any] = {
-            "latency": await matrix_to_remote.latency(stack, latency_n, rate, timeout)}
-        since = time.perf_counter()
-        c_rounds = [await matrix_to_remote.flood_round(stack, count, f"cflood{r}", timeout)
-                    for r, count in enumerate(_split(n, opts.rounds))]
-        c.update(combine(c_rounds))
-        c["flood_transaction_answer"] = matrix_to_remote.flood_transactions(
-            stack, since, [f"cflood{r}" for r in range(len(c_rounds))])
-        result["c_matrix_to_network"] = c
-    if "d" in stages:
-        result["d_encrypted"], result["d_reason"] = features.encrypted()
+            plain, latency_n, rate, timeout)
+        result["b_network_to_matrix"]["bridge_rss_mib"] = plain.bridge.rss_mib()[0]
+    d: dict[str, Any] = {}
+    if crypt is not None:
+        d["network_to_matrix"] = combine(d_rounds)
+        d["network_to_matrix"]["latency"] = await remote_to_matrix.latency(
+            crypt, latency_n, rate, timeout, stage="dlat")
+    if "c" in stages or crypt is not None:
+        await _matrix_to_network(stack, opts, latency_n, rate, result, d)
+    if crypt is not None:
+        d.update(encrypted.checks(crypt))
+        result["d_encrypted"] = d
     if "e" in stages:
-        result["e_hub_fanout"], result["e_reason"] = features.hub_fanout()
+        assert stack.hub is not None
+        # One room at the rate each of the (b)/(c) rooms gets (see stages/hub_fanout.py).
+        hub_rate = rate / opts.chats
+        hub_n = max(1, min(n, int(hub_rate * opts.latency_seconds)))
+        result["e_hub_fanout"] = await hub_fanout.run(plain, stack.hub, hub_n, hub_rate, n,
+                                                      timeout)
     if "f" in stages:
         result["f_startup"] = await asyncio.wait_for(startup.run(stack, opts), timeout * 2)
+
+
+async def _matrix_to_network(stack: BenchStack, opts: BenchOptions, latency_n: int, rate: float,
+                             result: dict[str, Any], d: dict[str, Any]) -> None:
+    """(c), and (d) in the same direction: latency runs, then floods alternating."""
+    timeout, plain, crypt = opts.stage_timeout, stack.main, stack.encrypted
+    assert plain is not None
+    run_c = "c" in opts.stages
+    c: dict[str, Any] = {}
+    if run_c:
+        c["latency"] = await matrix_to_remote.latency(plain, latency_n, rate, timeout)
+    if crypt is not None:
+        d["matrix_to_network"] = {"latency": await matrix_to_remote.latency(
+            crypt, latency_n, rate, timeout, stage="dmlat")}
+    since = time.perf_counter()
+    c_rounds: list[FloodResult] = []
+    d_rounds: list[FloodResult] = []
+    for r, count in enumerate(_split(opts.messages, opts.rounds)):
+        if run_c:
+            c_rounds.append(await matrix_to_remote.flood_round(plain, count, f"cflood{r}",
+                                                               timeout))
+        if crypt is not None:
+            d_rounds.append(await matrix_to_remote.flood_round(crypt, count, f"dmflood{r}",
+                                                               timeout))
+    if run_c:
+        c.update(combine(c_rounds))
+        c["flood_transaction_answer"] = matrix_to_remote.flood_transactions(
+            plain, since, c_rounds)
+        result["c_matrix_to_network"] = c
+    if crypt is not None:
+        d["matrix_to_network"].update(combine(d_rounds))
+        d["matrix_to_network"]["flood_transaction_answer"] = matrix_to_remote.flood_transactions(
+            crypt, since, d_rounds)
 
 
 def _get(result: dict[str, Any], *path: str) -> Any:

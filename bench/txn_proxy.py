@@ -2,8 +2,10 @@
 
 The registration points Synapse at this proxy; it forwards every request unchanged and,
 for transactions, records when the transaction arrived, how long the bridge took to
-answer it, and which benchmark messages it carried. Synapse sends one transaction at a
-time, so the bridge's answer time caps the Matrix -> network throughput.
+answer it, and which events it carried (by event id: in an encrypted room the proxy
+cannot read a body, and the stages know the ids of what they sent or saw). Synapse
+sends one transaction at a time, so the bridge's answer time caps the Matrix -> network
+throughput.
 """
 
 from __future__ import annotations
@@ -14,8 +16,6 @@ from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
-
-from .matrix_http import parse_bench_body
 
 _HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection"}
 
@@ -30,7 +30,7 @@ class TxnTiming:
     """When the proxy sent the request on (after reading the body)."""
     status: int
     events: int
-    bench_keys: list[tuple[str, int]]
+    event_ids: list[str]
 
     @property
     def answer_time(self) -> float:
@@ -94,10 +94,5 @@ def _timing(body: bytes, arrived: float, forwarded: float, answered: float, stat
         events = data.get("events", []) if isinstance(data, dict) else []
     except ValueError:
         events = []
-    keys = []
-    for event in events:
-        if isinstance(event, dict) and event.get("type") == "m.room.message":
-            key = parse_bench_body((event.get("content") or {}).get("body"))
-            if key is not None:
-                keys.append(key)
-    return TxnTiming(arrived, answered, forwarded, status, len(events), keys)
+    ids = [str(e["event_id"]) for e in events if isinstance(e, dict) and "event_id" in e]
+    return TxnTiming(arrived, answered, forwarded, status, len(events), ids)

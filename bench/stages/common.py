@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..matrix_http import SyncWatcher
 from ..stats import rate
+
+if TYPE_CHECKING:
+    from ..side import MatrixWatcher
 
 
 @dataclass
@@ -14,6 +16,8 @@ class FloodResult:
     messages: int
     seconds: float
     cpu_seconds: dict[str, float] = field(default_factory=dict)
+    event_ids: set[str] = field(default_factory=set)
+    """Matrix events the round sent (Matrix -> network rounds only)."""
 
 
 def combine(rounds: list[FloodResult]) -> dict[str, Any]:
@@ -33,5 +37,5 @@ def combine(rounds: list[FloodResult]) -> dict[str, Any]:
     }
 
 
-def last_seen(sync: SyncWatcher, stage: str) -> float:
-    return max(s.at for (name, _), s in sync.seen.items() if name == stage)
+def last_seen(watcher: MatrixWatcher, stage: str) -> float:
+    return max(s.at for (name, _), s in watcher.seen.items() if name == stage)

@@ -1,5 +1,7 @@
 """(b) Network -> Matrix through the bridge: throughput of a flood, and latency at a
-fixed rate from the loopback post until a Matrix client sees the event."""
+fixed rate from the loopback post until a Matrix client sees the event.
+
+Runs on any ``BridgeSide``: the plain bridge for (b), the encrypting one for (d)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from bridge.core.context import stable_id
 
 from ..load import flood, send_at_rate
 from ..matrix_http import bench_body
-from ..stack import BenchStack
+from ..side import BridgeSide
 from ..stats import summarize_ms
 from ..synapse_log import log_size, read_send_starts
 from .common import FloodResult, last_seen
@@ -22,9 +24,8 @@ def bridge_txn_id(chat_id: str, message_id: str) -> str:
 
 
 class _Poster:
-    def __init__(self, stack: BenchStack, stage: str) -> None:
-        assert stack.world
-        self.chats, self.senders = stack.world.chat_ids, stack.world.senders
+    def __init__(self, side: BridgeSide, stage: str) -> None:
+        self.chats, self.senders = side.world.chat_ids, side.world.senders
         self.stage = stage
         self.sent_at: dict[int, float] = {}
         self.posted: dict[int, tuple[str, str, float]] = {}
@@ -38,30 +39,28 @@ class _Poster:
         self.posted[i] = (chat, made["id"], wall)
 
 
-async def flood_round(stack: BenchStack, count: int, stage: str, timeout: float) -> FloodResult:
+async def flood_round(side: BridgeSide, count: int, stage: str, timeout: float) -> FloodResult:
     """Post ``count`` messages on the network at once; time until all are in Matrix."""
-    assert stack.sync
-    sync, poster = stack.sync, _Poster(stack, stage)
-    cpu = stack.cpu_meter()
+    watcher, poster = side.watcher, _Poster(side, stage)
+    cpu = side.cpu_meter()
     cpu.start()
     start = time.perf_counter()
     await flood(count, len(poster.chats), poster.post, timeout)
-    await sync.wait_for(lambda: sync.count(stage) >= count, timeout, "the bridged flood")
-    return FloodResult(count, last_seen(sync, stage) - start, cpu.used())
+    await watcher.wait_for(lambda: watcher.count(stage) >= count, timeout, "the bridged flood")
+    return FloodResult(count, last_seen(watcher, stage) - start, cpu.used())
 
 
-async def latency(stack: BenchStack, count: int, rate: float, timeout: float,
+async def latency(side: BridgeSide, count: int, rate: float, timeout: float,
                   stage: str = "blat") -> dict[str, Any]:
     """Post at ``rate``; latency until the Matrix client has the event, and the part
     added by the bridge (post -> Synapse begins handling the bridge's send)."""
-    assert stack.sync and stack.synapse
-    sync, poster = stack.sync, _Poster(stack, stage)
-    log_offset = log_size(stack.synapse.log_path)
+    watcher, poster = side.watcher, _Poster(side, stage)
+    log_offset = log_size(side.synapse_log)
     await send_at_rate(count, rate, poster.post, timeout)
-    await sync.wait_for(lambda: sync.count(stage) >= count, timeout,
-                        "the bridged rate-controlled messages")
-    latencies = [sync.seen[(stage, i)].at - poster.sent_at[i] for i in range(count)]
-    starts = read_send_starts(stack.synapse.log_path, log_offset)
+    await watcher.wait_for(lambda: watcher.count(stage) >= count, timeout,
+                           "the bridged rate-controlled messages")
+    latencies = [watcher.seen[(stage, i)].at - poster.sent_at[i] for i in range(count)]
+    starts = read_send_starts(side.synapse_log, log_offset)
     added = [
         starts[txn] - wall
         for chat, mid, wall in poster.posted.values()

@@ -92,7 +92,9 @@ async def _measure(stack: BenchStack, opts: BenchOptions, db_uri: str, size: Fil
     # Same registration (tokens, namespaces) as the bench bridge, its own port and database.
     shutil.copy(main.registration_path, workdir / "registration.yaml")
     deployment = BridgeDeployment(
-        workdir=workdir, homeserver_url=main.homeserver_url, networks=main.networks,
+        workdir=workdir, homeserver_url=main.homeserver_url,
+        # Only the network this start-up test uses (the hub's extra ones have no login here).
+        networks={"loopback": main.networks["loopback"]},
         db_uri=db_uri, permissions=main.permissions, port=free_port(),
     )
     deployment.write()
