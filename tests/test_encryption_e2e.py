@@ -86,14 +86,21 @@ async def alice(synapse: LocalSynapse, tmp_path: Path) -> AsyncIterator[TestClie
         await client.close()
 
 
-async def eventually(check: Callable[[], Awaitable[T | None]], what: str, timeout: float = 20) -> T:
-    """Poll ``check`` until it returns something other than None."""
-    async with asyncio.timeout(timeout):
-        while True:
-            result = await check()
-            if result is not None:
-                return result
-            await asyncio.sleep(0.1)
+async def eventually(check: Callable[[], Awaitable[T | None]], what: str, timeout: float = 60) -> T:
+    """Poll ``check`` until it returns something other than None.
+
+    The limit is generous: after a bridge restart Synapse may hold transactions back for
+    its retry interval, and a loaded 2-core machine slows every step.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                result = await check()
+                if result is not None:
+                    return result
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
     raise AssertionError(f"timed out waiting for {what}")  # pragma: no cover
 
 
